@@ -130,9 +130,11 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def parse_time(text: str | None) -> datetime | None:
+def parse_time(text: str | datetime | None) -> datetime | None:
     if text is None or text == "":
         return None
+    if isinstance(text, datetime):  # YAML parses unquoted ISO times itself
+        return text if text.tzinfo else text.replace(tzinfo=UTC)
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

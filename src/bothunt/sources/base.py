@@ -21,6 +21,7 @@ from bothunt.schema import RAW_SAMPLE_CHARS
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 64 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024
+PIECE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -143,28 +144,33 @@ def iter_chunks(path: Path, ctx: ReadContext, size: int = CHUNK_BYTES) -> Iterat
     """Yield (first_line_number, chunk) where every chunk ends at a line boundary.
 
     A truncated or corrupt gzip stops the stream: the lines before the damage are yielded, the
-    partial last line is rejected, and the damage is noted, so nothing is dropped silently.
+    partial last line is rejected, and the damage is noted, so nothing is dropped silently. Reads go
+    in small pieces so that damage costs at most one piece of decompressed data.
     """
     line_no = 1
-    carry = b""
+    buf = bytearray()
+    damaged = False
     with open_bytes(path, ctx.progress) as fh:
         while True:
             try:
-                block = fh.read(size)
+                piece = fh.read(PIECE_BYTES)
             except (EOFError, OSError, zlib.error) as exc:
                 ctx.note(f"input ends early ({type(exc).__name__}: {exc}); rows before the damage kept")
-                if carry:
-                    ctx.reject(line_no, "truncated input: last line incomplete", carry)
-                return
-            if not block:
+                damaged, piece = True, b""
+            if piece:
+                buf += piece
+                if len(buf) < size:
+                    continue
+            cut = buf.rfind(b"\n")
+            if cut >= 0:
+                chunk = bytes(buf[: cut + 1])
+                del buf[: cut + 1]
+                yield line_no, chunk
+                line_no += chunk.count(b"\n")
+            if not piece:
                 break
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            chunk, carry = data[: cut + 1], data[cut + 1 :]
-            yield line_no, chunk
-            line_no += chunk.count(b"\n")
-    if carry:
-        yield line_no, carry + b"\n"
+    if buf:
+        if damaged:
+            ctx.reject(line_no, "truncated input: last line incomplete", bytes(buf))
+        else:
+            yield line_no, bytes(buf) + b"\n"
