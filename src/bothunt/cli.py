@@ -195,3 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("aborted")
         return 130
     return EXIT_OK
+
+
+# Commands around the hunt live in their own module; importing it registers them on `app`.
+from bothunt import cli_extra  # noqa: E402,F401
