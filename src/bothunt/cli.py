@@ -39,23 +39,41 @@ InternalOpt = Annotated[str | None, typer.Option(
 EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (in-process) or spark.")]
 
 
+def _short(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def _print_ingest(report: IngestReport, quiet: bool = False) -> None:
+    """Per-file rows read / written / rejected; errors and notes below the table, full paths there."""
+    docs = [f for f in report.files if f.status == "unrecognised" and not f.explicit
+            and f.error and "documentation file" in f.error]
+    shown = [f for f in report.files if f not in docs]
     t = Table(title=f"ingest into {report.workspace}", header_style="bold", title_justify="left")
-    for col in ("file", "format", "conn", "dns", "rejected", "skipped", "status"):
-        t.add_column(col, justify="right" if col in ("conn", "dns", "rejected", "skipped") else "left",
-                     overflow="fold")
-    for f in report.files:
-        status = f.status if not f.error else f"{f.status}: {f.error}"
-        t.add_row(Text(f.path), f.source or "-", str(f.rows.get("conn", 0)), str(f.rows.get("dns", 0)),
-                  str(f.rejected), str(f.skipped), Text(status))
+    t.add_column("file", overflow="fold", ratio=3)
+    t.add_column("format")
+    for col in ("conn", "dns", "rejected", "skipped"):
+        t.add_column(col, justify="right")
+    t.add_column("status")
+    for f in shown:
+        t.add_row(Text(_short(f.path)), f.source or "-", str(f.rows.get("conn", 0)), str(f.rows.get("dns", 0)),
+                  str(f.rejected), str(f.skipped), f.status)
     t.add_row("total", "", str(sum(f.rows.get("conn", 0) for f in report.files)),
               str(sum(f.rows.get("dns", 0) for f in report.files)), str(report.total("rejected")),
               str(report.total("skipped")), "", style="bold")
     if not quiet:
         err.print(t)
+        if docs:
+            err.print(Text(f"  {len(docs)} documentation file(s) in input folders skipped "
+                           f"({', '.join(sorted({Path(d.path).name for d in docs}))})", style="dim"))
         notes = [(f.path, n) for f in report.files for n in f.notes]
-        for path, note in notes[:20]:
-            err.print(Text(f"  note {Path(path).name}: {note}", style="dim"))
+        for path, note in notes[:30]:
+            err.print(Text(f"  {_short(path)}: {note}", style="dim"))
+        if len(notes) > 30:
+            err.print(Text(f"  ... {len(notes) - 30} more notes in {report.workspace / 'manifest.json'}", style="dim"))
+    for f in report.errors:
+        if f not in docs:
+            err.print(Text(f"  {f.status}: {f.error}", style="yellow"))
     if report.total("rejected"):
         err.print(f"rejected records are kept with file, line and reason in {report.workspace / 'rejects'}")
 
