@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from bothunt.cli import EXIT_FINDINGS, ConfigOpt, _print_ingest, _write, app, err, hunt_workspace
@@ -125,13 +124,20 @@ def netclass(
 
     settings = load_settings(config)
     rows = intel.classify_cli_rows(ips, intel.IntelSettings.from_mapping(settings.intel))
-    t = Table(header_style="bold")
-    cols = list(rows[0]) if rows else ["ip"]
-    for c in cols:
-        t.add_column(c, overflow="fold")
+    out = Console()
+    warnings: list[str] = []
     for r in rows:
-        t.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in cols])
-    Console().print(t)
+        asn = f"AS{r['asn']} {r.get('as_name') or ''}".strip() if r.get("asn") else ""
+        line = "  ".join(x for x in (r["ip"], r["net_class"], asn, r.get("country") or "") if x)
+        out.print(Text(line, style="bold"))
+        source = r.get("decided_by") or "-"
+        if r.get("source_date"):
+            source += f" (dated {r['source_date']}, {r.get('source_age_days')} days old)"
+        out.print(Text(f"  decided by {source}" + (f"; {r['detail']}" if r.get("detail") else "")))
+        if r.get("warnings") and r["warnings"] not in warnings:
+            warnings.append(r["warnings"])
+    for w in warnings:
+        err.print(Text(f"warning: {w}", style="yellow"))
 
 
 @app.command()
