@@ -19,7 +19,8 @@ from bothunt.workspace import Workspace
 SIM_FORMATS = ("zeek", "zeek-json", "defender", "cef", "suricata")
 
 
-def _simulate(out: Path, seed: int, hosts: int, days: float, scale: float, formats: list[str]):  # type: ignore[no-untyped-def]
+def _simulate(out: Path, seed: int, hosts: int, days: float, scale: float, formats: list[str],
+              scenarios: list[str] | None = None):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bothunt import simulate
@@ -31,7 +32,14 @@ def _simulate(out: Path, seed: int, hosts: int, days: float, scale: float, forma
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("", total=None)
         return simulate.run(out, seed=seed, hosts=hosts, days=days, scale=scale, formats=formats,
+                            scenarios=scenarios,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _sim_summary(rep) -> str:  # type: ignore[no-untyped-def]
+    per_fmt = ", ".join(f"{f}: {rep.total(f):,} conn / {rep.total_dns(f):,} dns" for f in rep.formats)
+    return (f"simulated {rep.hosts} hosts, {rep.start} .. {rep.end} in {rep.elapsed_s:.1f}s; {per_fmt}; "
+            f"{rep.attacks} planted attacks and {rep.traps} benign traps in {rep.truth_path}")
 
 
 @app.command("simulate")
@@ -42,11 +50,14 @@ def simulate_cmd(
     days: Annotated[float, typer.Option(help="Days of telemetry.")] = 1.0,
     scale: Annotated[float, typer.Option(help="Multiplies background volume (100M events needs ~150).")] = 1.0,
     formats: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(SIM_FORMATS)}.")] = "zeek",
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", help="Plant only these attacks, by id (beacon-04) or family (beacon, dga, ...); repeatable."
+    )] = None,
 ) -> None:
     """Write synthetic enterprise telemetry with planted botnet activity and truth.jsonl."""
-    t0 = time.perf_counter()
-    rep = _simulate(out, seed, hosts, days, scale, [f.strip() for f in formats.split(",") if f.strip()])
-    err.print(f"simulated in {time.perf_counter() - t0:.1f}s: {rep}")
+    rep = _simulate(out, seed, hosts, days, scale, [f.strip() for f in formats.split(",") if f.strip()],
+                    scenario or None)
+    err.print(_sim_summary(rep))
 
 
 @app.command("eval")
@@ -64,10 +75,7 @@ def eval_cmd(
     from bothunt import evaluate
     from bothunt.sinks.jsonl import read_findings
 
-    items = evaluate.load_truth(truth)
-    if fmt:
-        items = [t for t in items if not t.formats or fmt in t.formats]
-    report = evaluate.evaluate(read_findings(findings), items)
+    report = evaluate.evaluate(read_findings(findings), evaluate.load_truth(truth), fmt=fmt)
     Console().print(evaluate.render_rich(report))
     if not report.passes(min_recall, min_precision):
         raise typer.Exit(EXIT_FINDINGS)
@@ -89,7 +97,7 @@ def demo(
     t0 = time.perf_counter()
     data = out / "data"
     rep = _simulate(data, seed, hosts, 1.0, 1.0, ["zeek", "defender"])
-    err.print(f"simulated {rep}")
+    err.print(_sim_summary(rep))
     truth = evaluate.load_truth(data / "truth.jsonl")
     settings = load_settings(None)
     console = Console()
@@ -102,8 +110,7 @@ def demo(
             _write(findings, fmt, out / f"findings-{view}{_ext(fmt)}", {"title": f"bothunt demo ({view})"})
         console.rule(f"{view} view: {len(findings)} finding(s)")
         console.print(findings_table([f for f in findings if f.severity != "info"], limit=40))
-        items = [t for t in truth if not t.formats or view in t.formats]
-        console.print(evaluate.render_rich(evaluate.evaluate(findings, items)))
+        console.print(evaluate.render_rich(evaluate.evaluate(findings, truth, fmt=view)))
     err.print(f"demo finished in {time.perf_counter() - t0:.0f}s; outputs in {out}")
 
 

@@ -35,4 +35,6 @@ def run(tables: Tables, settings: Settings, only: Iterable[str] | None = None,
         if on_start:
             on_start(det_id)
         findings.extend(module.detect(tables, settings))
-    return sort_findings(findings)
+    from bothunt.enrich import enrich
+
+    return sort_findings(enrich(findings, settings))
