@@ -99,7 +99,9 @@ def demo(
     rep = _simulate(data, seed, hosts, 1.0, 1.0, ["zeek", "defender"])
     err.print(_sim_summary(rep))
     truth = evaluate.load_truth(data / "truth.jsonl")
-    settings = load_settings(None)
+    from bothunt.simulate.intel import intel_config
+
+    settings = load_settings(None).replace(intel=intel_config(data))
     console = Console()
     for view in ("zeek", "defender"):
         ws_dir = out / f"workspace-{view}"

@@ -40,7 +40,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(small, tmp_path: Path) -> N
     again = run(tmp_path / "b", seed=21, formats=FORMATS, **SMALL)
     first = digests(out / "a")
     assert first == digests(tmp_path / "b")
-    assert len(first) == 4 + 4 + 1 + 1 + 1 + 1  # zeek x4, zeek-json x4, defender, cef, suricata, truth
+    assert len(first) == 4 + 4 + 1 + 1 + 1 + 1 + 2  # zeek x4, zeek-json x4, defender, cef, suricata, truth, intel x2
     assert again.events == report.events
     other = run(tmp_path / "c", seed=22, formats=("zeek",), **SMALL)
     assert digests(tmp_path / "c")["zeek/conn.log"] != first["zeek/conn.log"]

@@ -23,6 +23,7 @@ from bothunt.simulate.benign import background
 from bothunt.simulate.context import Sim, assign
 from bothunt.simulate.dnsworld import build_world
 from bothunt.simulate.frames import Frame, concat, dns_to_conn
+from bothunt.simulate.intel import write_intel
 from bothunt.simulate.org import MIN_HOSTS, build_org
 from bothunt.simulate.truth import TruthItem, write_truth
 from bothunt.simulate.writers import FORMATS, Chunk, make_writer
@@ -173,6 +174,7 @@ def run(out: Path, seed: int = 7, hosts: int = 200, days: float = 1.0, scale: fl
         report.events[w.id] = {names[c]: n for c, n in sorted(w.conn_counts.items())}
         report.dns_events[w.id] = {names[c]: n for c, n in sorted(w.dns_counts.items())}
     report.truth = [p.truth for p in planted] + plan.traps(sim)
+    report.files.extend(write_intel(out))
     report.truth_path = out / "truth.jsonl"
     write_truth(report.truth_path, report.truth)
     report.files.append(report.truth_path)
