@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -135,7 +136,7 @@ def ingest_file(ws: Workspace, path: Path, internal: InternalNetworks,
         rejects.close()
         rep.status, rep.error = "failed", str(exc)
         return rep
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, duckdb.Error, ValueError, OSError) as exc:
         writer.abort()
         rejects.close()
         rep.status, rep.error = "failed", f"{path}: cannot read as {source.id}: {exc}"
