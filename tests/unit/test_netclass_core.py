@@ -42,3 +42,23 @@ def test_annotate_keeps_source_values_and_uses_remote_side():
     assert out["direction"].to_pylist() == ["inbound", "internal", "inbound"]
     # inbound: the remote side is the source; Defender's own value wins where present
     assert out["remote_ip_type"].to_pylist() == ["Public", "LinkLocal", "Private"]
+
+
+def test_vectorised_classification_agrees_with_per_address_rules():
+    import numpy as np
+
+    from bothunt.netclass import internal_mask, ip_types
+
+    rng = np.random.default_rng(3)
+    ints = rng.integers(0, 2**32, 20000, dtype=np.uint64)
+    edge = ["0.0.0.0", "9.255.255.255", "10.0.0.0", "11.0.0.0", "100.63.255.255", "100.64.0.0", "100.127.255.255",
+            "172.15.255.255", "172.16.0.0", "172.31.255.255", "192.0.0.9", "192.0.2.255", "198.17.255.255",
+            "198.18.0.0", "223.255.255.255", "224.0.0.0", "239.255.255.255", "240.0.0.1", "255.255.255.255",
+            "01.2.3.4", "1.2.3", "256.1.1.1", "::1", "2001:db8::1", "8.8.8.8", None, ""]
+    ips = [f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}" for v in ints.tolist()] + edge
+    arr = pa.array(ips)
+    assert ip_types(arr).to_pylist() == [ip_type(x) for x in ips]
+    nets = InternalNetworks(["10.0.0.0/8", "100.64.0.0/10", "8.8.8.0/24", "fd00::/8"])
+    expected = [bool(nets.contains(x) or ip_type(x) in ("Loopback", "LinkLocal", "Multicast", "Broadcast",
+                                                        "Reserved")) for x in ips]
+    assert internal_mask(arr, nets).tolist() == expected

@@ -41,6 +41,7 @@ class InternalNetworks:
         except ValueError as exc:
             raise ConfigError(f"internal networks: {exc}") from exc
         self._nets = [ipaddress.ip_network(c) for c in self.cidrs]
+        self.v4_bounds = _v4_bounds(self.cidrs)
         self.contains = lru_cache(maxsize=1 << 18)(self._contains)
 
     def _contains(self, ip: str | None) -> bool:
@@ -107,17 +108,84 @@ def _per_distinct(values: pa.ChunkedArray | pa.Array, fn, out_type: pa.DataType)
     return mapped.take(enc.indices)
 
 
+# IPv4 blocks with any special meaning (a superset of what `ip_type` treats as non-Public). Addresses
+# outside all of them are Public without asking Python; those inside go through `ip_type`, which is
+# cached, and are few (the internal hosts, mostly).
+_V4_SPECIAL = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+               "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+               "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3")
+_DOTTED = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
+
+
+def _v4_bounds(cidrs: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    nets = [ipaddress.ip_network(c) for c in cidrs]
+    nets = [n for n in nets if n.version == 4]
+    lo = np.array([int(n.network_address) for n in nets], dtype=np.uint32)
+    hi = np.array([int(n.broadcast_address) for n in nets], dtype=np.uint32)
+    return lo, hi
+
+
+def _in_any(ints: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    lo, hi = bounds
+    if lo.size == 0:
+        return np.zeros(ints.shape, dtype=bool)
+    return ((ints[:, None] >= lo[None, :]) & (ints[:, None] <= hi[None, :])).any(axis=1)
+
+
+_SPECIAL_BOUNDS = _v4_bounds(_V4_SPECIAL)
+
+
+def _dotted_quads(dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(is_plain_ipv4 mask, uint32 values for those) for an array of distinct strings, vectorised."""
+    ok = pc.fill_null(pc.match_substring_regex(dictionary, _DOTTED), False)
+    mask = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    quads = dictionary.filter(ok)
+    if len(quads) == 0:
+        return mask, np.zeros(0, dtype=np.uint32)
+    octets = pc.split_pattern(quads, ".").flatten().cast(pa.uint32()).to_numpy().reshape(-1, 4)
+    ints = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
+    return mask, ints.astype(np.uint32)
+
+
+def _classify_distinct(values: pa.ChunkedArray | pa.Array, internal: InternalNetworks | None
+                       ) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(dictionary indices, Defender type per distinct value, local mask per distinct value).
+
+    Plain dotted-quad IPv4 outside every special block is decided in numpy; IPv6 and special IPv4
+    blocks go through the cached Python functions, once per distinct value."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+    enc = values.dictionary_encode()
+    dictionary = enc.dictionary
+    v4, ints = _dotted_quads(dictionary)
+    special = np.ones(len(dictionary), dtype=bool)
+    special[np.flatnonzero(v4)] = _in_any(ints, _SPECIAL_BOUNDS)
+    types = np.full(len(dictionary), "Public", dtype=object)
+    local = np.zeros(len(dictionary), dtype=bool)
+    if internal is not None and v4.any():
+        local[np.flatnonzero(v4)] = _in_any(ints, internal.v4_bounds)
+    slow = np.flatnonzero(special)
+    names = dictionary.take(pa.array(slow, pa.int64())).to_pylist() if slow.size else []
+    for i, ip in zip(slow.tolist(), names, strict=True):
+        types[i] = ip_type(ip)
+        if internal is not None:
+            local[i] = internal.contains(ip) or types[i] in LOCAL_TYPES
+    return enc.indices, pa.array(types, pa.string()), local
+
+
 def ip_types(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return _per_distinct(values, ip_type, pa.string())
+    indices, types, _ = _classify_distinct(values, None)
+    return types.take(indices)
 
 
 def internal_mask(values: pa.ChunkedArray | pa.Array, internal: InternalNetworks) -> np.ndarray:
     """True where the address is internal or never routed beyond the local network."""
-    def local(ip: str | None) -> bool:
-        return internal.contains(ip) or ip_type(ip) in LOCAL_TYPES
-
-    arr = _per_distinct(values, local, pa.bool_())
-    return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    indices, _, local = _classify_distinct(values, internal)
+    idx = np.asarray(indices.to_numpy(zero_copy_only=False))
+    out = np.zeros(len(idx), dtype=bool)
+    valid = ~np.asarray(pc.is_null(indices).to_numpy(zero_copy_only=False), dtype=bool)
+    out[valid] = local[idx[valid].astype(np.int64)]
+    return out
 
 
 def directions(src: pa.ChunkedArray | pa.Array, dst: pa.ChunkedArray | pa.Array,
