@@ -149,10 +149,16 @@ def hunt(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No ingest table.")] = False,
 ) -> None:
     """Find beaconing, floods, relays and DGA / DNS C2 in telemetry; exit 1 with --fail-on."""
+    from bothunt import detections
+    from bothunt.sinks import get_sink
+
     if fail_on is not None and fail_on not in SEVERITIES:
         raise BothuntError(f"--fail-on must be one of {', '.join(SEVERITIES)}")
     settings = load_settings(config, internal_networks=internal, since=since, until=until, profile=profile)
     only_ids = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    get_sink(fmt)  # reject a bad --format or --only before spending time on ingest
+    for det_id in only_ids or ():
+        detections.get(det_id)
     with ExitStack() as stack:
         ws = _ingest_or_open(paths, settings, stack, workspace, quiet)
         findings = hunt_workspace(ws, settings, engine, only_ids, spark_master)
@@ -206,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point. Usage errors exit 2 (Typer's own handling), BothuntError one line and exit 2."""
     try:
         app(args=list(argv) if argv is not None else None, prog_name="bothunt")
+    except SystemExit as exc:  # Typer ends every command with sys.exit(code)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     except BothuntError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))
         return EXIT_USAGE

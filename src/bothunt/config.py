@@ -35,6 +35,10 @@ from bothunt.netclass import DEFAULT_INTERNAL, InternalNetworks, parse_ip
 
 P = TypeVar("P")
 
+# Seed profiles: `sentinel-kql` makes beacon, inbound_flood and relay reproduce the published Sentinel
+# queries (their thresholds and exclusions), so users can compare with what their Sentinel shows.
+PROFILES = ("sentinel-kql",)
+
 # Services whose periodic traffic is expected: monitoring agents, OS and browser telemetry, time,
 # update and licence checks. A match lowers a finding to `info` and says so; it never hides it.
 KNOWN_SERVICES: tuple[str, ...] = (
@@ -189,5 +193,7 @@ def load_settings(path: Path | None = None, **cli: Any) -> Settings:
         if isinstance(changes.get(key), str):
             changes[key] = parse_time(changes[key])
     settings = settings.replace(**changes)
+    if settings.profile is not None and settings.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {settings.profile!r}; known: {', '.join(PROFILES)}")
     settings.internal  # validate CIDRs now, not in the middle of a hunt  # noqa: B018
     return settings
