@@ -33,7 +33,7 @@ def test_hunt_jsonl_to_stdout_is_clean_json_and_fail_on_sets_exit_code(shared_da
 def test_hunt_writes_csv_and_keeps_workspace(shared_data, tmp_path, capsys):
     out_file = tmp_path / "f.csv"
     ws = tmp_path / "ws"
-    code, _, err = run(["hunt", str(shared_data / RITA), "--format", "csv", "--out", str(out_file),
+    code, _, _ = run(["hunt", str(shared_data / RITA), "--format", "csv", "--out", str(out_file),
                         "--workspace", str(ws), "-q"], capsys)
     assert code == 0
     assert out_file.read_text().startswith("id,detection,title,severity,score")
