@@ -53,6 +53,9 @@ KNOWN_SERVICES: tuple[str, ...] = (
     "*.push.apple.com", "*.icloud.com", "*.mtalk.google.com", "clients*.google.com",
     "*.teams.microsoft.com", "*.officeapps.live.com", "ocsp.digicert.com", "*.ocsp.*",
     "*.crl.*", "ctldl.windowsupdate.com",
+    # backup and file-sync clients (hourly / daily schedules on a few hosts)
+    "*.backblazeb2.com", "*.backblaze.com", "*.crashplan.com", "*.carbonite.com", "*.druva.com",
+    "*.dropbox.com", "*.dropboxapi.com", "*.box.com",
     # licence polling
     "*.flexnetoperations.com", "*.licensing.adobe.com", "lm.licenses.adobe.com",
 )

@@ -12,7 +12,9 @@ from bothunt.errors import ConfigError
 from bothunt.schema import Finding, sort_findings
 
 # id -> module path. Each module exports INFO, Params and detect(tables, settings).
-DETECTIONS: dict[str, str] = {}
+DETECTIONS: dict[str, str] = {
+    "beacon": "bothunt.detections.beacon",
+}
 
 
 def ids() -> list[str]:
