@@ -162,7 +162,9 @@ def hunt(
     with ExitStack() as stack:
         ws = _ingest_or_open(paths, settings, stack, workspace, quiet)
         findings = hunt_workspace(ws, settings, engine, only_ids, spark_master)
-        _write(findings, fmt, out, {"workspace": str(ws.root), "engine": engine,
+        # A temporary workspace is gone when the command ends: pivots then show a WS placeholder.
+        kept = workspace is not None or Workspace.is_workspace(paths[0])
+        _write(findings, fmt, out, {"workspace": str(ws.root.resolve()) if kept else None, "engine": engine,
                                     "inputs": [str(p) for p in paths]})
     raise typer.Exit(_exit_code(findings, fail_on))
 

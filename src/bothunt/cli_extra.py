@@ -109,7 +109,8 @@ def demo(
         _print_ingest(ingest, quiet=True)
         findings = hunt_workspace(Workspace.open(ws_dir), settings, engine)
         for fmt in [s for s in SINKS if s != "table"]:
-            _write(findings, fmt, out / f"findings-{view}{_ext(fmt)}", {"title": f"bothunt demo ({view})"})
+            _write(findings, fmt, out / f"findings-{view}{_ext(fmt)}",
+                   {"title": f"bothunt demo ({view})", "workspace": str(ws_dir)})
         console.rule(f"{view} view: {len(findings)} finding(s)")
         console.print(findings_table([f for f in findings if f.severity != "info"], limit=40))
         console.print(evaluate.render_rich(evaluate.evaluate(findings, truth, fmt=view)))

@@ -38,3 +38,14 @@ def test_jsonl_round_trips(tmp_path):
 def test_table_prints_attacker_text_literally_not_as_markup():
     out = _render("table", [EVIL], width=300)
     assert "[bold red]x[/]<script>.com" in out
+
+
+def test_jsonl_keeps_one_finding_a_line_even_with_unicode_line_separators(tmp_path):
+    import dataclasses
+
+    f = dataclasses.replace(EVIL, domain="a\u2028b\u2029c\u0085d.example")
+    text = _render("jsonl", [f])
+    assert len(text.splitlines()) == 1
+    p = tmp_path / "f.jsonl"
+    p.write_text(text)
+    assert read_findings(p)[0].domain == "a\u2028b\u2029c\u0085d.example"

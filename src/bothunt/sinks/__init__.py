@@ -21,6 +21,8 @@ SINKS: dict[str, str] = {
     "table": "bothunt.sinks.table:TableSink",
     "jsonl": "bothunt.sinks.jsonl:JsonlSink",
     "csv": "bothunt.sinks.csv:CsvSink",
+    "ocsf": "bothunt.sinks.ocsf:OcsfSink",
+    "html": "bothunt.sinks.html:HtmlSink",
 }
 
 

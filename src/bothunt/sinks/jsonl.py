@@ -17,7 +17,18 @@ class JsonlSink:
 
     def render(self, findings: Sequence[Finding], out: TextIO, meta: Mapping[str, Any]) -> None:
         for f in findings:
-            out.write(json.dumps(f.to_dict(), ensure_ascii=False, sort_keys=False) + "\n")
+            out.write(one_line(json.dumps(f.to_dict(), ensure_ascii=False, sort_keys=False)) + "\n")
+
+
+# JSON allows these raw inside strings, but str.splitlines() and some log shippers break lines at them,
+# which would cut one finding in two. Escaping keeps one finding a line for every reader.
+_LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+
+
+def one_line(text: str) -> str:
+    for raw, escaped in _LINE_BREAKERS.items():
+        text = text.replace(raw, escaped)
+    return text
 
 
 def read_findings(path: Path) -> list[Finding]:
