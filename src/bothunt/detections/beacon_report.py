@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bothunt.detections.beacon import Params
 
 ID = "beacon"
+TIMELINE_POINTS = 2000  # connection times kept in evidence for the report plot
 SORT = ("pair", "t_us", "dst_ip", "dst_port", "src_ip", "bytes_out", "bytes_in")
 
 
@@ -164,6 +165,8 @@ def pair_finding(ctx: Context, i: int) -> Finding:
         "src_ips": [ip for ip, _ in d["src_ips"]], "destination": row["dk"],
         "dst_ips": [ip for ip, _ in d["dst_ips"]], "dst_addresses": d["dst_addresses"],
         "dst_ports": [port for port, _ in d["dst_ports"]], "proxy": d["proxy"], "sources": d["sources"],
+        # The report's timeline and interval histogram (docs/report.md plot contract).
+        "timeline": [round(t / 1e6, 3) for t in np.sort(d["t_us"])[:TIMELINE_POINTS].tolist()],
     }
     if d["labels"]:
         evidence["labels"] = d["labels"]
