@@ -14,6 +14,8 @@ from bothunt.schema import Finding, sort_findings
 # id -> module path. Each module exports INFO, Params and detect(tables, settings).
 DETECTIONS: dict[str, str] = {
     "beacon": "bothunt.detections.beacon",
+    "inbound_flood": "bothunt.detections.inbound_flood",
+    "relay": "bothunt.detections.relay",
 }
 
 
