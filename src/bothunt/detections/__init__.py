@@ -16,6 +16,8 @@ DETECTIONS: dict[str, str] = {
     "beacon": "bothunt.detections.beacon",
     "inbound_flood": "bothunt.detections.inbound_flood",
     "relay": "bothunt.detections.relay",
+    "dga": "bothunt.detections.dga",
+    "dns_c2": "bothunt.detections.dns_c2",
 }
 
 
