@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -122,10 +123,25 @@ def open_tables(ws: Workspace, engine: str = "duckdb", since: datetime | None = 
 
 def tables_from_arrow(conn: pa.Table | None = None, dns: pa.Table | None = None, engine: str = "duckdb",
                       con: Any = None) -> Tables:
-    """Tables built from in-memory Arrow (unit tests and small inputs)."""
+    """Tables built from in-memory Arrow (unit tests and small inputs). On Spark the tables go through a
+    temporary Parquet file: Spark's in-memory path goes through pandas, which cannot carry list columns."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
     from bothunt.schema import conform
 
     con = con if con is not None else connect(engine)
-    conn = conform(conn if conn is not None else TABLES["conn"].empty_table(), "conn")
-    dns = conform(dns if dns is not None else TABLES["dns"].empty_table(), "dns")
-    return Tables(con=con, engine=engine, conn=ibis.memtable(conn), dns=ibis.memtable(dns))
+    data = {"conn": conform(conn if conn is not None else TABLES["conn"].empty_table(), "conn"),
+            "dns": conform(dns if dns is not None else TABLES["dns"].empty_table(), "dns")}
+    if engine != "spark":
+        return Tables(con=con, engine=engine, conn=ibis.memtable(data["conn"]), dns=ibis.memtable(data["dns"]))
+    folder = Path(tempfile.mkdtemp(prefix="bothunt-arrow-"))
+    views = {}
+    for name, table in data.items():
+        path = folder / f"{name}.parquet"
+        pq.write_table(table, path)
+        view = f"{name}_arrow_{id(table)}"
+        con._session.read.parquet(str(path)).createOrReplaceTempView(view)
+        views[name] = con.table(view)
+    return Tables(con=con, engine=engine, conn=views["conn"], dns=views["dns"])

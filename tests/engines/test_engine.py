@@ -33,3 +33,14 @@ def test_open_workspace_group_by_and_time_filters(engine_con, tmp_path):
                         until=datetime(2026, 1, 2, tzinfo=UTC), con=con)
     assert since.count(since.conn.count()) == 1
     assert since.count(since.dns.count()) == 0  # no dns parts: an empty table, not an error
+
+
+def test_tables_from_arrow_carries_dns_list_columns(engine_con):
+    from bothunt.engine import tables_from_arrow
+
+    engine, con = engine_con
+    dns = pa.table({"ts": pa.array([datetime(2026, 1, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+                    "query": ["a.example"], "answers": [["1.2.3.4", "5.6.7.8"]], "ttls": [[60.0, 30.0]]})
+    tables = tables_from_arrow(dns=dns, engine=engine, con=con)
+    out = tables.to_arrow(tables.dns.select("query", "answers", "ttls"))
+    assert out.to_pylist() == [{"query": "a.example", "answers": ["1.2.3.4", "5.6.7.8"], "ttls": [60.0, 30.0]}]
