@@ -1,19 +1,19 @@
 """Shipped DGA model: is a domain label machine-generated? Scored with numpy only.
 
-The model is one logistic regression over additive features, so scoring is gathers and sums:
+Two stages, both re-evaluated here from plain arrays (``data/dga_model.npz``, loaded with
+``allow_pickle=False``; written by ``tools/train_dga.py``, evaluated in ``docs/dga-model.md``):
 
-* hashed character 1..5-grams of the label (``^`` and ``$`` mark its ends), one weight per bucket,
-  scaled by 1/sqrt(number of n-grams) so long labels are not scored by length alone;
-* hand features (length, entropy, digit / vowel / consonant-run ratios, log-likelihood under benign
-  character bigram and trigram models, how much of the label dictionary words cover, ...) cut into
-  quantile bins, one weight per bin, plus a few 2-D bin crosses (e.g. length x word cover).
+1. a logistic regression over hashed character 1..5-grams of the label (``^``/``$`` mark its ends):
+   gather one weight per n-gram, sum per name, scale by 1/sqrt(number of n-grams);
+2. a small ReLU network over that logit and hand features (length, entropy, digit / vowel /
+   consonant-run ratios, log-likelihood under benign character bigram and trigram models, cover by
+   a word list learned from benign names, ...), see ``bothunt.dga_features``.
 
-Weights and lookup tables live in ``data/dga_model.npz`` (plain arrays, ``allow_pickle=False``),
-written by ``tools/train_dga.py``; ``docs/dga-model.md`` is its evaluation. scikit-learn is only
-needed to train.
-
-Score the label a DGA controls, not the full name: ``registered_label("a.b.volykyc.co.uk")`` is
-``volykyc``. ``score_domains`` does both.
+scikit-learn is only needed to train. Score the label a DGA controls, not the full name:
+``registered_label("a.b.volykyc.co.uk")`` is ``volykyc``; ``score_domains`` does both. Scores rank
+names; they are not calibrated probabilities for real traffic (training weighs DGA and benign
+equally), so compare them with ``thresholds()``, which hold the scores giving 1% and 0.1% false
+positives on benign names the model never saw.
 """
 
 from __future__ import annotations
@@ -22,19 +22,26 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from bothunt.dga_features import dense_features, encode, ngram_buckets, ngram_count
+from bothunt.dga_features import Encoded, dense_features, encode, ngram_count, ngram_sums, stack_inputs
 
 MODEL_RESOURCE = "dga_model.npz"
 
 __all__ = [
-    "DgaModel", "load_model", "metadata", "registered_domain", "registered_label", "score_domains",
-    "score_names", "thresholds",
+    "DgaModel",
+    "decision_names",
+    "load_model",
+    "metadata",
+    "registered_domain",
+    "registered_label",
+    "score_domains",
+    "score_names",
+    "thresholds",
 ]
 
 
@@ -54,10 +61,14 @@ def registered_domain(domain: str | None, *, private_suffixes: bool = False) -> 
     registrar, while private suffixes (``cloudfront.net``, ``blogspot.com``) would turn every CDN
     hostname into a "label" to score. ``private_suffixes=True`` honours them too (dynamic-DNS abuse).
     """
-    name = (domain or "").strip().rstrip(".").lower()
+    return _registered((domain or "").strip().rstrip(".").lower(), private_suffixes)
+
+
+@lru_cache(maxsize=1 << 16)
+def _registered(name: str, private: bool) -> str:
     if not name or "." not in name or _is_ip(name):
         return ""
-    return _psl(private_suffixes).privatesuffix(name) or ""
+    return _psl(private).privatesuffix(name) or ""
 
 
 def registered_label(domain: str | None, *, private_suffixes: bool = False) -> str:
@@ -89,62 +100,45 @@ class DgaModel:
         return json.loads(str(self.arrays["metadata_json"]))
 
     @property
-    def tables(self) -> dict[str, np.ndarray]:
-        return self.arrays
+    def n_layers(self) -> int:
+        return sum(1 for k in self.arrays if k.startswith("mlp_w"))
 
-    def feature_indices(self, names: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, column, value) of every non-zero model feature: the design matrix, sparse.
-
-        Columns: n-gram buckets, then one per (hand feature, bin), then one per (cross, bin, bin).
-        ``decision`` is exactly ``X @ coef + intercept`` over this matrix (tests check that against
-        scikit-learn).
-        """
+    def ngram_logit(self, enc: Encoded) -> np.ndarray:
+        """First stage: hashed n-gram weights summed over the label, scaled by 1/sqrt(n-grams)."""
         a = self.arrays
+        n_max = int(a["ngram_max"])
+        total = ngram_sums(enc, n_max, self._ngram_weights)
+        return total / np.sqrt(ngram_count(enc.lengths, n_max)) + float(a["ngram_intercept"])
+
+    @cached_property
+    def _ngram_weights(self) -> np.ndarray:
+        return self.arrays["ngram_weights"].astype(np.float32)  # stored as float16; convert once
+
+    def inputs(self, names: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Standardised second-stage inputs (see ``bothunt.dga_features.STACK_NAMES``)."""
         enc = encode(names)
-        n_max, bits = int(a["ngram_max"]), int(a["ngram_bits"])
-        rows, buckets = ngram_buckets(enc, n_max, bits)
-        scale = 1.0 / np.sqrt(ngram_count(enc.lengths, n_max))
-        bins = self.bin_features(dense_features(enc, a))
-        n_dense, n_bins = a["bin_edges"].shape[0], a["bin_edges"].shape[1] + 1
-        base = 1 << bits
-        drow = np.repeat(np.arange(enc.n), n_dense)
-        dcol = (base + np.arange(n_dense) * n_bins + bins).ravel()
-        cross = self._cross_columns(bins) + base + n_dense * n_bins
-        crow = np.repeat(np.arange(enc.n), cross.shape[1])
-        return (
-            np.concatenate([rows, drow, crow]),
-            np.concatenate([buckets, dcol, cross.ravel()]),
-            np.concatenate([scale[rows], np.ones(len(dcol) + cross.size)]),
-        )
+        x = stack_inputs(self.ngram_logit(enc), dense_features(enc, self.arrays))
+        return (x - self.arrays["input_mean"]) / self.arrays["input_scale"]
 
-    def bin_features(self, dense: np.ndarray) -> np.ndarray:
-        edges = self.arrays["bin_edges"]
-        return np.stack([np.searchsorted(edges[f], dense[:, f], side="right") for f in range(len(edges))],
-                        axis=1)
-
-    def _cross_columns(self, bins: np.ndarray) -> np.ndarray:
-        pairs, coarse = self.arrays["cross_pairs"], int(self.arrays["cross_coarse"])
-        levels = (self.arrays["bin_edges"].shape[1] + 1 + coarse - 1) // coarse
-        cols = [(bins[:, f] // coarse) * levels + bins[:, g] // coarse + i * levels * levels
-                for i, (f, g) in enumerate(pairs)]
-        return np.stack(cols, axis=1) if cols else np.zeros((len(bins), 0), dtype=np.int64)
+    def decision_from_inputs(self, x: np.ndarray) -> np.ndarray:
+        """The small ReLU network of the second stage (the same algebra as scikit-learn's MLP)."""
+        h = x
+        for i in range(self.n_layers):
+            h = h @ self.arrays[f"mlp_w{i}"] + self.arrays[f"mlp_b{i}"]
+            if i < self.n_layers - 1:
+                h = np.maximum(h, 0.0)
+        return h[:, 0]
 
     def decision(self, names: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Logit of every name, float64; same value as the sparse design matrix times ``coef``."""
-        a = self.arrays
-        enc = encode(names)
-        n_max, bits = int(a["ngram_max"]), int(a["ngram_bits"])
-        rows, buckets = ngram_buckets(enc, n_max, bits)
-        gram = np.bincount(rows, a["ngram_weights"][buckets].astype(np.float64), minlength=enc.n)
-        gram /= np.sqrt(ngram_count(enc.lengths, n_max))
-        bins = self.bin_features(dense_features(enc, a))
-        dense_w = a["bin_weights"]
-        per_bin = dense_w[np.arange(dense_w.shape[0]), bins].sum(axis=1)
-        cross = a["cross_weights"].ravel()[self._cross_columns(bins)].sum(axis=1)
-        return gram + per_bin + cross + float(a["intercept"])
+        """Logit (float64) of every name: higher is more likely generated."""
+        return self.decision_from_inputs(self.inputs(names))
 
     def score(self, names: Sequence[str] | np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-self.decision(names)))).astype(np.float32)
+        return _sigmoid(self.decision(names)).astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning for large negative logits
 
 
 @cache
@@ -164,6 +158,11 @@ def score_names(names: Sequence[str] | np.ndarray) -> np.ndarray:
     return load_model().score(names)
 
 
+def decision_names(names: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Logits (float64) behind ``score_names``: the same ranking without float32 saturation near 1."""
+    return load_model().decision(names)
+
+
 def score_domains(domains: Sequence[str] | np.ndarray, *, private_suffixes: bool = False) -> np.ndarray:
     """``score_names`` of each domain's registered label; 0 where a domain has none (IP, ``wpad``)."""
     labels = [registered_label(d, private_suffixes=private_suffixes) for d in _as_list(domains)]
@@ -181,6 +180,10 @@ def metadata() -> dict[str, Any]:
     return load_model().meta
 
 
-def thresholds() -> dict[str, float]:
-    """Score thresholds measured on held-out benign labels, e.g. ``{"fpr_0.01": .., "fpr_0.001": ..}``."""
-    return dict(load_model().meta["thresholds"])
+def thresholds(*, logit: bool = False) -> dict[str, float]:
+    """Scores above which 1% / 0.1% of held-out benign labels fall: ``{"fpr_0.01": .., "fpr_0.001": ..}``.
+
+    A name is flagged when its score is strictly above the threshold. ``logit=True`` gives the
+    same thresholds for ``decision_names``.
+    """
+    return dict(load_model().meta["threshold_logits" if logit else "thresholds"])
