@@ -125,6 +125,8 @@ def tables_from_arrow(conn: pa.Table | None = None, dns: pa.Table | None = None,
                       con: Any = None) -> Tables:
     """Tables built from in-memory Arrow (unit tests and small inputs). On Spark the tables go through a
     temporary Parquet file: Spark's in-memory path goes through pandas, which cannot carry list columns."""
+    import atexit
+    import shutil
     import tempfile
 
     import pyarrow.parquet as pq
@@ -137,6 +139,7 @@ def tables_from_arrow(conn: pa.Table | None = None, dns: pa.Table | None = None,
     if engine != "spark":
         return Tables(con=con, engine=engine, conn=ibis.memtable(data["conn"]), dns=ibis.memtable(data["dns"]))
     folder = Path(tempfile.mkdtemp(prefix="bothunt-arrow-"))
+    atexit.register(shutil.rmtree, folder, True)  # Spark reads the files lazily: keep them until exit
     views = {}
     for name, table in data.items():
         path = folder / f"{name}.parquet"
