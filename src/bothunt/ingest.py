@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -125,12 +126,19 @@ def ingest_file(ws: Workspace, path: Path, internal: InternalNetworks,
     ctx = ReadContext(file=str(path), reject_fn=rejects, progress_fn=progress or (lambda n: None))
     writer = PartWriter(ws, key)
     try:
-        for batch in source.read(path, ctx):
-            data = conform(batch.data, batch.table)
-            data = _drop_untimed(data, ctx)
-            if batch.table == "conn":
-                data = netclass.annotate(data, internal)
-            writer.write(batch.table, data)
+        # Parquet encoding of one batch overlaps parsing of the next (both release the GIL).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future[None] | None = None
+            for batch in source.read(path, ctx):
+                data = conform(batch.data, batch.table)
+                data = _drop_untimed(data, ctx)
+                if batch.table == "conn":
+                    data = netclass.annotate(data, internal)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write, batch.table, data)
+            if pending is not None:
+                pending.result()
     except InputError as exc:
         writer.abort()
         rejects.close()
