@@ -10,6 +10,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def read_zeek_text(path: Path) -> list[dict[str, str]]:
+    """A Zeek TSV log as dicts keyed by its #fields header, in plain Python: the tests' count of what a
+    file holds, independent of bothunt's Zeek source. One capture starts with a stray tab before its
+    header lines, hence the lstrip."""
+    fields: list[str] = []
+    rows = []
+    for line in path.read_text().splitlines():
+        head = line.lstrip()
+        if head.startswith("#fields"):
+            fields = head.split("\t")[1:]
+        elif fields and line and not head.startswith("#"):
+            rows.append(dict(zip(fields, line.split("\t"), strict=False)))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def zeek_rows():
+    """`zeek_rows(path)`: the rows of a Zeek TSV log as dicts (see read_zeek_text)."""
+    return read_zeek_text
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the project; integration tests skip with a reason when it is absent."""

@@ -18,16 +18,6 @@ from bothunt.workspace import Workspace
 LABELED = ("ctu-botnet-230-1-njrat", "ctu-normal-40-exposed", "ctu-normal-42-exposed", "ctu-sme-11-remcos")
 
 
-def zeek_rows(path: Path) -> list[dict[str, str]]:
-    """A Zeek TSV log as dicts keyed by its #fields header (tab-separated, as the files are)."""
-    fields: list[str] = []
-    out = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#"):
-            out.append(dict(zip(fields, line.split("\t"), strict=False)))
-    return out
 
 
 def hunt(tmp_path: Path, *paths: Path) -> list:
@@ -43,7 +33,7 @@ def show(name: str, findings: list) -> None:
         print(f"  {f.severity:8s} {f.score:.2f} {f.title} labels={f.evidence.get('labels')}")
 
 
-def test_rita_proxy_beacon_is_the_top_finding(shared_data, tmp_path):
+def test_rita_proxy_beacon_is_the_top_finding(shared_data, tmp_path, zeek_rows):
     d = shared_data / "zeek" / "rita-proxy"
     findings = hunt(tmp_path, d / "conn.log", d / "http.log", d / "ssl.log")
     show("rita-proxy", findings)
@@ -60,7 +50,7 @@ def test_rita_proxy_beacon_is_the_top_finding(shared_data, tmp_path):
     assert 10 <= top.evidence["jitter_pct"] <= 30
 
 
-def test_njrat_c2_is_found(shared_data, tmp_path):
+def test_njrat_c2_is_found(shared_data, tmp_path, zeek_rows):
     log = shared_data / "zeek" / "ctu-botnet-230-1-njrat" / "labeled-conn.log"
     findings = hunt(tmp_path, log)
     show("njrat", findings)

@@ -33,20 +33,11 @@ def hunt(paths: list[Path], tmp_path: Path) -> list[Finding]:
     return found
 
 
-def zeek_dns(path: Path) -> list[dict[str, str]]:
-    fields: list[str] = []
-    out = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#fields"):
-            fields = line.split("\t")[1:]
-        elif line and not line.startswith("#"):
-            out.append(dict(zip(fields, line.split("\t"), strict=False)))
-    return out
 
 
-def test_simda_host_flagged_with_its_nxdomain_bursts(shared_data, tmp_path):
+def test_simda_host_flagged_with_its_nxdomain_bursts(shared_data, tmp_path, zeek_rows):
     folder = shared_data / "zeek" / "ctu-botnet-355-1-simda"
-    rows = zeek_dns(folder / "dns.log")
+    rows = zeek_rows(folder / "dns.log")
     local = set(dga.Params().ignore_suffixes)  # wpad.lan: a site-local name, never counted
     mine = [r for r in rows if r["id.orig_h"] == SIMDA_V6 and "." in r["query"]
             and r["query"].rsplit(".", 1)[1] not in local]

@@ -34,17 +34,6 @@ def hunt(path: Path, tmp_path: Path, internal: list[str]):
     return tables, inbound_flood.detect(tables, settings), relay.detect(tables, settings)
 
 
-def zeek_rows(path: Path) -> list[dict]:
-    """The conn.log rows as dicts, by the #fields header (plain Python, independent of the source)."""
-    fields: list[str] = []
-    rows = []
-    for line in path.read_text().splitlines():
-        head = line.lstrip()  # one capture starts with a stray tab before "#separator"
-        if head.startswith("#fields"):
-            fields = head.split("\t")[1:]
-        elif fields and line and not head.startswith("#"):
-            rows.append(dict(zip(fields, line.split("\t"), strict=False)))
-    return rows
 
 
 def visible(attacks: list[dict]) -> dict[str, str]:
@@ -101,7 +90,7 @@ def covered(attacks: list[dict], findings) -> set[str]:
 
 @pytest.mark.parametrize(("capture", "host"), [("ctu-normal-40-exposed", "147.32.81.167"),
                                                ("ctu-normal-42-exposed", "147.32.83.234")])
-def test_exposed_host_attackers_covered(shared_data, tmp_path, capture, host):
+def test_exposed_host_attackers_covered(shared_data, tmp_path, capture, host, zeek_rows):
     log = shared_data / "zeek" / capture / "conn.log.labeled"
     raw = zeek_rows(log)
     # the host is public: it is the internal network here, so the attacks on it are inbound
@@ -156,7 +145,7 @@ def test_argus_inbound_rdp_sweep_is_a_single_source_finding(shared_data, tmp_pat
     assert f.first_seen == first.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def test_ssh_guessing_is_only_in_notice_log(shared_data, tmp_path):
+def test_ssh_guessing_is_only_in_notice_log(shared_data, tmp_path, zeek_rows):
     folder = shared_data / "zeek" / "ctu-mixed-ssh-guessing"
     notice = (folder / "notice.log").read_text()
     assert "SSH::Password_Guessing" in notice and "222.186.30.112" in notice
