@@ -32,11 +32,7 @@ class CefWriter(Writer):
 
     def __init__(self, out: Path, sim: Sim, rotate: bool) -> None:
         super().__init__(out, sim, rotate)
-        folder = out / "cef"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "firewall.cef"
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.files.append(self.path)
+        self.open_single("cef", "firewall.cef")
 
     def write(self, chunk: Chunk) -> None:
         rows = np.flatnonzero(visible(chunk))

@@ -182,6 +182,14 @@ class Writer:
         self.dns_counts: dict[int, int] = {}
         self.files: list[Path] = []
 
+    def open_single(self, folder: str, name: str) -> None:
+        """For formats written as one file: create `out/folder/name`, open it as `self.fh`."""
+        d = self.root / folder
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = d / name
+        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in the writer's close()
+        self.files.append(self.path)
+
     def count(self, scen: np.ndarray, into: dict[int, int]) -> None:
         codes, counts = np.unique(np.asarray(scen), return_counts=True)
         for c, n in zip(codes.tolist(), counts.tolist(), strict=True):

@@ -56,11 +56,7 @@ class DefenderWriter(Writer):
 
     def __init__(self, out: Path, sim: Sim, rotate: bool) -> None:
         super().__init__(out, sim, rotate)
-        folder = out / "defender"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "DeviceNetworkEvents.csv"
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.files.append(self.path)
+        self.open_single("defender", "DeviceNetworkEvents.csv")
         self.report_id = 0
         org = sim.org
         self.device_ids = pa.array([hashlib.sha1(f"{sim.seed}:{n}".encode()).hexdigest() for n in org.names])

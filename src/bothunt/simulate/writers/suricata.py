@@ -33,11 +33,7 @@ class SuricataWriter(Writer):
 
     def __init__(self, out: Path, sim: Sim, rotate: bool) -> None:
         super().__init__(out, sim, rotate)
-        folder = out / "suricata"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "eve.json"
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.files.append(self.path)
+        self.open_single("suricata", "eve.json")
 
     def write(self, chunk: Chunk) -> None:
         self._flows(chunk)
