@@ -8,6 +8,7 @@ records, which are joined into conn rows rather than stored on their own).
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,15 +19,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bothunt import netclass
+from bothunt import memtune, netclass
 from bothunt.errors import BothuntError, InputError, UnknownFormatError
 from bothunt.netclass import InternalNetworks
+from bothunt.pipeline import prefetched
 from bothunt.schema import conform
 from bothunt.sources import ReadContext, sniff
+from bothunt.sources.base import Batch
 from bothunt.workspace import PartWriter, Workspace, file_key
 
 # Files inside a directory that are documentation, not telemetry: skipped silently-but-counted.
 DOC_SUFFIXES = {".md", ".rst", ".html", ".pdf", ".png", ".jpg"}
+# Parquet writer threads per input file: encoding is the slowest stage, and two keep two cores busy.
+WRITERS = 2
 
 
 @dataclass
@@ -124,21 +129,18 @@ def ingest_file(ws: Workspace, path: Path, internal: InternalNetworks,
     ws.forget(path)
     rejects = _Rejects(ws.rejects_path(key), str(path))
     ctx = ReadContext(file=str(path), reject_fn=rejects, progress_fn=progress or (lambda n: None))
-    writer = PartWriter(ws, key)
+    writer = PartWriter(ws, key, slots=WRITERS)
     try:
-        # Parquet encoding of one batch overlaps parsing of the next (both release the GIL).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future[None] | None = None
-            for batch in source.read(path, ctx):
-                data = conform(batch.data, batch.table)
-                data = _drop_untimed(data, ctx)
-                if batch.table == "conn":
-                    data = netclass.annotate(data, internal)
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(writer.write, batch.table, data)
-            if pending is not None:
-                pending.result()
+        # Stages overlap, each mostly outside the GIL: parsing and address classification in the
+        # prefetch thread, Parquet encoding in WRITERS threads (one slot each), so both cores stay busy.
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            pending: deque[Future[None]] = deque()
+            for i, batch in enumerate(prefetched(_canonical(source.read(path, ctx), ctx, internal))):
+                if len(pending) == WRITERS:  # the oldest write holds the slot this batch needs
+                    pending.popleft().result()
+                pending.append(pool.submit(writer.write, batch.table, batch.data, i % WRITERS))
+            while pending:
+                pending.popleft().result()
     except InputError as exc:
         writer.abort()
         rejects.close()
@@ -161,6 +163,15 @@ def ingest_file(ws: Workspace, path: Path, internal: InternalNetworks,
     return rep
 
 
+def _canonical(batches: Iterable[Batch], ctx: ReadContext, internal: InternalNetworks) -> Iterator[Batch]:
+    """A source's batches as canonical tables: all columns, rows with a time, network classes filled."""
+    for batch in batches:
+        data = _drop_untimed(conform(batch.data, batch.table), ctx)
+        if batch.table == "conn":
+            data = netclass.annotate(data, internal)
+        yield Batch(batch.table, data)
+
+
 def _drop_untimed(data: pa.Table, ctx: ReadContext) -> pa.Table:
     """A row without a time cannot be placed in a day or a window: count it as a reject."""
     missing = pc.is_null(data["ts"])
@@ -177,6 +188,7 @@ def ingest_paths(paths: list[Path], workspace: Path, internal: InternalNetworks 
                  progress: bool = False, console: Any = None) -> IngestReport:
     """Ingest files and directories into a workspace (created if needed)."""
     ws = Workspace.create(Path(workspace))
+    memtune.keep_freed_memory()
     internal = internal or InternalNetworks()
     files = list(expand(paths))
     report = IngestReport(workspace=ws.root)

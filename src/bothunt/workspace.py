@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,18 @@ from bothunt.schema import TABLES
 
 MANIFEST = "manifest.json"
 KEY_SAMPLE = 1 << 20
+# Parquet encoding is the largest share of ingest time, so it does only what pays off: no dictionary
+# for columns that are (nearly) unique per row, where the encoder builds one and throws it away; min/max
+# statistics only where a reader can skip row groups with them (time ranges, address and port pivots).
+_NO_DICTIONARY = {"ts", "duration", "bytes_out", "bytes_in", "pkts_out", "pkts_in", "uid", "ttls"}
+_STATISTICS = {"ts", "duration", "src_ip", "dst_ip", "src_port", "dst_port", "bytes_out", "bytes_in", "pkts_out",
+               "pkts_in", "pid", "host", "query"}
+
+
+def parquet_options(table: str) -> dict[str, Any]:
+    names = TABLES[table].names
+    return {"compression": "zstd", "use_dictionary": [c for c in names if c not in _NO_DICTIONARY],
+            "write_statistics": [c for c in names if c in _STATISTICS]}
 
 
 def file_key(path: Path) -> str:
@@ -134,15 +147,25 @@ class Workspace:
 
 
 class PartWriter:
-    """Writes one input file's canonical rows, split by day, into its parts (one writer per table/day)."""
+    """Writes one input file's canonical rows, split by day, into its parts.
 
-    def __init__(self, ws: Workspace, key: str) -> None:
+    Parquet encoding is the slowest stage of ingest and a single file cannot be encoded by two
+    threads, so a writer has `slots`: each slot owns its own part per table and day (`<key>.parquet`,
+    `<key>.1.parquet`, ...) and one thread at a time may write to a slot. The parts of all slots
+    together hold the file's rows, each row once."""
+
+    def __init__(self, ws: Workspace, key: str, slots: int = 1) -> None:
         self.ws = ws
         self.key = key
-        self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self.slots = slots
+        self._writers: dict[tuple[str, str, int], pq.ParquetWriter] = {}
+        self._lock = threading.Lock()
         self.rows: dict[str, int] = {}
 
-    def write(self, table: str, data: pa.Table) -> None:
+    def _name(self, slot: int) -> str:
+        return self.key if slot == 0 else f"{self.key}.{slot}"
+
+    def write(self, table: str, data: pa.Table, slot: int = 0) -> None:
         if data.num_rows == 0:
             return
         # date32 of a UTC timestamp is its UTC day; far cheaper than formatting every row as text
@@ -151,19 +174,21 @@ class PartWriter:
         for value in distinct:
             day = value.as_py().isoformat()
             part = data if len(distinct) == 1 else data.filter(pc.equal(days, value))
-            w = self._writers.get((table, day))
-            if w is None:
-                w = pq.ParquetWriter(self.ws.part_path(table, day, self.key), TABLES[table],
-                                     compression="zstd")
-                self._writers[(table, day)] = w
+            with self._lock:
+                w = self._writers.get((table, day, slot))
+                if w is None:
+                    w = pq.ParquetWriter(self.ws.part_path(table, day, self._name(slot)), TABLES[table],
+                                         **parquet_options(table))
+                    self._writers[(table, day, slot)] = w
             w.write_table(part)
-            self.rows[table] = self.rows.get(table, 0) + part.num_rows
+            with self._lock:
+                self.rows[table] = self.rows.get(table, 0) + part.num_rows
 
     def close(self) -> list[str]:
         for w in self._writers.values():
             w.close()
         return sorted(
-            str(self.ws.part_path(t, d, self.key).relative_to(self.ws.root)) for t, d in self._writers
+            str(self.ws.part_path(t, d, self._name(s)).relative_to(self.ws.root)) for t, d, s in self._writers
         )
 
     def abort(self) -> None:

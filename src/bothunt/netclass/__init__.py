@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -99,15 +100,6 @@ def ip_type(ip: str | None) -> str | None:
     return "Public"
 
 
-def _per_distinct(values: pa.ChunkedArray | pa.Array, fn, out_type: pa.DataType) -> pa.Array:  # type: ignore[no-untyped-def]
-    """Apply a Python function to each distinct value and broadcast back with `take`."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
-    enc = values.dictionary_encode()
-    mapped = pa.array([fn(v) for v in enc.dictionary.to_pylist()], out_type)
-    return mapped.take(enc.indices)
-
-
 # IPv4 blocks with any special meaning (a superset of what `ip_type` treats as non-Public). Addresses
 # outside all of them are Public without asking Python; those inside go through `ip_type`, which is
 # cached, and are few (the internal hosts, mostly).
@@ -147,11 +139,28 @@ def _dotted_quads(dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return mask, ints.astype(np.uint32)
 
 
-def _classify_distinct(values: pa.ChunkedArray | pa.Array, internal: InternalNetworks | None
-                       ) -> tuple[pa.Array, pa.Array, np.ndarray]:
-    """(dictionary indices, Defender type per distinct value, local mask per distinct value).
+_TYPE_WORDS = pa.array(IP_TYPES, pa.string())
+_TYPE_CODE = {t: i for i, t in enumerate(IP_TYPES)}
+_PUBLIC = _TYPE_CODE["Public"]
+_DIRECTION_WORDS = pa.array(["external", "outbound", "inbound", "internal"], pa.string())
 
-    Plain dotted-quad IPv4 outside every special block is decided in numpy; IPv6 and special IPv4
+
+@dataclass(frozen=True)
+class _Classified:
+    """One address column classified per distinct value and broadcast back to rows as small integers:
+    `code` indexes IP_TYPES (-1: null or not an address), `local` is internal-or-never-routed."""
+
+    code: np.ndarray
+    local: np.ndarray
+
+
+def _words(codes: np.ndarray, words: pa.Array) -> pa.Array:
+    """Integer codes (-1 for null) -> strings: one `take`, no per-row Python or numpy strings."""
+    return words.take(pa.array(codes, pa.int8(), mask=codes < 0))
+
+
+def _classify(values: pa.ChunkedArray | pa.Array, internal: InternalNetworks | None) -> _Classified:
+    """Plain dotted-quad IPv4 outside every special block is decided in numpy; IPv6 and special IPv4
     blocks go through the cached Python functions, once per distinct value."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
@@ -160,40 +169,43 @@ def _classify_distinct(values: pa.ChunkedArray | pa.Array, internal: InternalNet
     v4, ints = _dotted_quads(dictionary)
     special = np.ones(len(dictionary), dtype=bool)
     special[np.flatnonzero(v4)] = _in_any(ints, _SPECIAL_BOUNDS)
-    types = np.full(len(dictionary), "Public", dtype=object)
+    types = np.full(len(dictionary), _PUBLIC, dtype=np.int8)
     local = np.zeros(len(dictionary), dtype=bool)
     if internal is not None and v4.any():
         local[np.flatnonzero(v4)] = _in_any(ints, internal.v4_bounds)
     slow = np.flatnonzero(special)
     names = dictionary.take(pa.array(slow, pa.int64())).to_pylist() if slow.size else []
     for i, ip in zip(slow.tolist(), names, strict=True):
-        types[i] = ip_type(ip)
+        word = ip_type(ip)
+        types[i] = -1 if word is None else _TYPE_CODE[word]
         if internal is not None:
-            local[i] = internal.contains(ip) or types[i] in LOCAL_TYPES
-    return enc.indices, pa.array(types, pa.string()), local
+            local[i] = internal.contains(ip) or word in LOCAL_TYPES
+    idx = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    valid = idx >= 0
+    # An empty dictionary (all null) still needs one slot to index into.
+    types, local = np.append(types, np.int8(-1)), np.append(local, False)
+    idx = np.where(valid, idx, len(types) - 1)
+    return _Classified(code=types[idx], local=local[idx])
 
 
 def ip_types(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    indices, types, _ = _classify_distinct(values, None)
-    return types.take(indices)
+    return _words(_classify(values, None).code, _TYPE_WORDS)
 
 
 def internal_mask(values: pa.ChunkedArray | pa.Array, internal: InternalNetworks) -> np.ndarray:
     """True where the address is internal or never routed beyond the local network."""
-    indices, _, local = _classify_distinct(values, internal)
-    idx = np.asarray(indices.to_numpy(zero_copy_only=False))
-    out = np.zeros(len(idx), dtype=bool)
-    valid = ~np.asarray(pc.is_null(indices).to_numpy(zero_copy_only=False), dtype=bool)
-    out[valid] = local[idx[valid].astype(np.int64)]
-    return out
+    return _classify(values, internal).local
+
+
+def _direction_codes(s_local: np.ndarray, d_local: np.ndarray) -> np.ndarray:
+    # bit 0: source is local, bit 1: destination is local -> external, outbound, inbound, internal
+    return s_local.astype(np.int8) | (d_local.astype(np.int8) << 1)
 
 
 def directions(src: pa.ChunkedArray | pa.Array, dst: pa.ChunkedArray | pa.Array,
                internal: InternalNetworks) -> pa.Array:
-    s = internal_mask(src, internal)
-    d = internal_mask(dst, internal)
-    out = np.where(s & d, "internal", np.where(s, "outbound", np.where(d, "inbound", "external")))
-    return pa.array(out, pa.string())
+    codes = _direction_codes(internal_mask(src, internal), internal_mask(dst, internal))
+    return _words(codes, _DIRECTION_WORDS)
 
 
 def annotate(table: pa.Table, internal: InternalNetworks) -> pa.Table:
@@ -201,13 +213,22 @@ def annotate(table: pa.Table, internal: InternalNetworks) -> pa.Table:
 
     The remote side is dst for outbound/internal/external rows and src for inbound rows, as in
     DESIGN.md. A value the source carried (Defender's own RemoteIPType, its inbound ActionType) wins.
+    Each address column is classified once and both answers are derived from the codes.
     """
     if table.num_rows == 0:
         return table
-    ours = directions(table["src_ip"], table["dst_ip"], internal)
-    direction = pc.coalesce(table["direction"], ours)
-    remote = pc.if_else(pc.equal(direction, "inbound"), table["src_ip"], table["dst_ip"])
-    rtype = pc.coalesce(table["remote_ip_type"], ip_types(remote))
+    src, dst = _classify(table["src_ip"], internal), _classify(table["dst_ip"], internal)
+    ours = _words(_direction_codes(src.local, dst.local), _DIRECTION_WORDS)
+    given = table["direction"]
+    direction = ours if given.null_count == len(given) else pc.coalesce(given, ours)
+    if direction is ours:
+        inbound = src.local < dst.local  # code 2: destination local, source not
+    else:
+        inbound = np.asarray(pc.fill_null(pc.equal(direction, "inbound"), False)
+                             .to_numpy(zero_copy_only=False), dtype=bool)
+    remote = _words(np.where(inbound, src.code, dst.code), _TYPE_WORDS)
+    given = table["remote_ip_type"]
+    rtype = remote if given.null_count == len(given) else pc.coalesce(given, remote)
     table = table.set_column(table.schema.get_field_index("direction"), "direction", direction)
     return table.set_column(table.schema.get_field_index("remote_ip_type"), "remote_ip_type", rtype)
 

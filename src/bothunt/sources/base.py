@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
 from bothunt.schema import RAW_SAMPLE_CHARS
@@ -144,33 +145,47 @@ def iter_chunks(path: Path, ctx: ReadContext, size: int = CHUNK_BYTES) -> Iterat
     """Yield (first_line_number, chunk) where every chunk ends at a line boundary.
 
     A truncated or corrupt gzip stops the stream: the lines before the damage are yielded, the
-    partial last line is rejected, and the damage is noted, so nothing is dropped silently. Reads go
-    in small pieces so that damage costs at most one piece of decompressed data.
+    partial last line is rejected, and the damage is noted, so nothing is dropped silently. Compressed
+    input is read in small pieces so that damage costs at most one piece of decompressed data; plain
+    files are read a chunk at a time (each byte is copied once on its way to the parser).
     """
     line_no = 1
-    buf = bytearray()
-    damaged = False
+    tail = b""
+    damaged = eof = False
     with open_bytes(path, ctx.progress) as fh:
-        while True:
-            try:
-                piece = fh.read(PIECE_BYTES)
-            except (EOFError, OSError, zlib.error) as exc:
-                ctx.note(f"input ends early ({type(exc).__name__}: {exc}); rows before the damage kept")
-                damaged, piece = True, b""
-            if piece:
-                buf += piece
-                if len(buf) < size:
-                    continue
-            cut = buf.rfind(b"\n")
-            if cut >= 0:
-                chunk = bytes(buf[: cut + 1])
-                del buf[: cut + 1]
-                yield line_no, chunk
-                line_no += chunk.count(b"\n")
-            if not piece:
-                break
-    if buf:
+        step = PIECE_BYTES if isinstance(fh, gzip.GzipFile) else size
+        while not eof:
+            pieces, got, want = [tail], len(tail), size
+            while True:
+                while got < want and not eof:
+                    try:
+                        piece = fh.read(step)
+                    except (EOFError, OSError, zlib.error) as exc:
+                        ctx.note(f"input ends early ({type(exc).__name__}: {exc}); rows before the damage kept")
+                        damaged, piece = True, b""
+                    if not piece:
+                        eof = True
+                        break
+                    pieces.append(piece)
+                    got += len(piece)
+                buf = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                cut = buf.rfind(b"\n") + 1
+                if cut or eof:
+                    break
+                pieces, want = [buf], got + size  # one line longer than a chunk: read on
+            if cut == 0:
+                tail = buf
+                continue
+            chunk, tail = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+            yield line_no, chunk
+            line_no += newlines(chunk)
+    if tail:
         if damaged:
-            ctx.reject(line_no, "truncated input: last line incomplete", bytes(buf))
+            ctx.reject(line_no, "truncated input: last line incomplete", tail)
         else:
-            yield line_no, bytes(buf) + b"\n"
+            yield line_no, tail + b"\n"
+
+
+def newlines(data: bytes) -> int:
+    """Line feeds in `data` (numpy: several times faster than bytes.count on large chunks)."""
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))

@@ -242,6 +242,9 @@ def _records(buf: bytes, line0: int, delim: bytes, per_line: bool = False) -> _R
     quotes = np.flatnonzero(a == 34)
     ends_nl = nl if per_line else nl[(np.searchsorted(quotes, nl) & 1) == 0]  # newlines outside quotes
     cut = int(ends_nl[-1]) + 1 if len(ends_nl) else 0
+    if cut == 0:  # no record is complete yet (a quoted field runs past the end of `buf`)
+        none = np.zeros(0, np.int64)
+        return _Records(none, none, none, none, 0, line0, per_line=per_line)
     starts = np.concatenate([[0], ends_nl[:-1] + 1]).astype(np.int64) if len(ends_nl) else np.zeros(0, np.int64)
     ends = ends_nl.astype(np.int64)
     if len(ends):
