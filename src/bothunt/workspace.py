@@ -5,6 +5,7 @@ Layout::
 
     WS/manifest.json                         one entry per ingested input file
     WS/conn/day=2026-11-27/<filekey>.parquet
+    WS/conn/day=2026-11-27/<filekey>.1.parquet  the same file's rows encoded by a second writer thread
     WS/dns/day=2026-11-27/<filekey>.parquet
     WS/rejects/<filekey>.jsonl               file, line, reason, raw (attacker-written text kept as data)
 
