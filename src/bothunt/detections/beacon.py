@@ -126,38 +126,40 @@ def detect(tables: Tables, settings: Settings) -> list[Finding]:
     if cand.num_rows == 0:
         return []
     scored = beacon_refine.refine(cand, p)
+    total_hosts, unsure = int(cand["hosts"][0].as_py() or 0), int(cand["unsure"][0].as_py() or 0)
     del cand
     if not scored.periodic.any():
         return []
-    total_hosts = int(tables.to_arrow(beacon_query.hosts_total(base))["n"][0].as_py() or 0)
+    if unsure:
+        total_hosts = int(tables.to_arrow(beacon_query.hosts_total(base))["n"][0].as_py() or 0)
     rhythm, contact, per_pair = beacon_refine.prevalence(scored.pairs, scored.periodic)
     fleet = {d for d, n in rhythm.items()
              if n >= p.fleet_min_hosts and contact.get(d, 0) >= p.fleet_min_share * max(total_hosts, 1)}
-    chosen = _chosen(scored, fleet, p.top)
+    members = {dest: np.flatnonzero(scored.periodic & _is(scored, [dest])) for dest in sorted(fleet)}
+    in_fleet = _is(scored, sorted(fleet))
+    chosen = _chosen(scored, in_fleet, members, p.top)
     raw = scored.raw_keys
     keys = raw.filter(pc.is_in(raw["pair"], pa.array(chosen, pa.int64())))
     rows = tables.to_arrow(beacon_query.details(base, keys))
     described = beacon_report.describe(rows, p.top)
     ctx = beacon_report.Context(scored=scored, described=described, prevalence=per_pair, contact=contact,
                                 total_hosts=total_hosts, params=p, settings=settings)
-    dk = _dk(scored)
-    findings = [beacon_report.pair_finding(ctx, i) for i in chosen if dk[i] not in fleet]
-    for dest in sorted(fleet):
-        findings.append(beacon_report.fleet_finding(ctx, dest, np.flatnonzero(scored.periodic & (dk == dest))))
+    findings = [beacon_report.pair_finding(ctx, i) for i in chosen if not in_fleet[i]]
+    findings += [beacon_report.fleet_finding(ctx, dest, idx) for dest, idx in members.items()]
     return findings
 
 
-def _dk(scored: beacon_refine.Scored) -> np.ndarray:
-    return np.asarray(scored.pairs.column("dk").to_pylist(), dtype=object)
+def _is(scored: beacon_refine.Scored, dests: list[str]) -> np.ndarray:
+    """Whether each pair's destination is one of `dests`, as a numpy bool array."""
+    hit = pc.is_in(scored.pairs.column("dk"), pa.array(dests, pa.string()))
+    return hit.to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _chosen(scored: beacon_refine.Scored, fleet: set[str], top: int) -> list[int]:
+def _chosen(scored: beacon_refine.Scored, in_fleet: np.ndarray, members: dict[str, np.ndarray],
+            top: int) -> list[int]:
     """Periodic pairs to report: all outside fleet destinations, the `top` strongest of each fleet one
     (enough to describe the service without fetching every host's telemetry)."""
-    dk = _dk(scored)
-    idx = np.flatnonzero(scored.periodic)
-    out = [int(i) for i in idx if dk[i] not in fleet]
-    for dest in sorted(fleet):
-        members = idx[dk[idx] == dest]
-        out += [int(i) for i in members[np.argsort(-scored.score[members], kind="stable")][:top]]
+    out = [int(i) for i in np.flatnonzero(scored.periodic & ~in_fleet)]
+    for idx in members.values():
+        out += [int(i) for i in idx[np.argsort(-scored.score[idx], kind="stable")][:top]]
     return sorted(out)
