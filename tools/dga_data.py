@@ -145,7 +145,9 @@ def synthetic_families(words: list[str], per_family: int, seed: int) -> dict[str
     concatenations of 2-5 words from the benign-derived word list. Real families other than
     Conficker are almost all *long*, so without short random strings a model trained without
     Conficker learns "long means generated" and misses short arithmetic DGAs (the report's ablation
-    measures this). They are used in stage 2 only and are never evaluated as a family.
+    measures this). They are used in stage 2 only and are never evaluated as a family; which of them
+    train, and how much each weighs, is ``FitConfig.synthetic`` (the word family is only generated for
+    the ablation that measures leaving it out).
     """
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))

@@ -24,11 +24,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _table(ours: Scores, ref: Scores | None, extra: Scores | None = None, extra_name: str = "") -> list[str]:
+def _table(ours: Scores, ref: Scores | None, extras: dict[str, Scores | None]) -> list[str]:
+    extras = {k: v for k, v in extras.items() if v is not None}
     head = "| family | names | AUC | ref AUC |"
     rule = "|---|---:|---:|---:|"
-    if extra is not None:
-        head += f" AUC {extra_name} |"
+    for name in extras:
+        head += f" AUC {name} |"
         rule += "---:|"
     for fpr in FPRS:
         head += f" recall @{_pct(fpr)} FPR | ref |"
@@ -37,13 +38,13 @@ def _table(ours: Scores, ref: Scores | None, extra: Scores | None = None, extra_
     for fam, r in ours.families.items():
         rr = ref.families[fam] if ref else {}
         row = f"| {fam} | {r['n']} | {r['auc']:.4f} | {rr.get('auc', float('nan')):.4f} |"
-        if extra is not None:
+        for extra in extras.values():
             row += f" {extra.families[fam]['auc']:.4f} |"
         for fpr in FPRS:
             row += f" {_pct(r[f'recall@{fpr}'])} | {_pct(rr.get(f'recall@{fpr}', float('nan')))} |"
         lines.append(row)
     mean = f"| **mean of families** | | **{ours.macro_auc:.4f}** | {ref.macro_auc if ref else float('nan'):.4f} |"
-    if extra is not None:
+    for extra in extras.values():
         mean += f" {extra.macro_auc:.4f} |"
     for fpr in FPRS:
         a = np.mean([r[f"recall@{fpr}"] for r in ours.families.values()])
@@ -57,7 +58,12 @@ def render(meta: dict, results: dict[str, Scores], simda: list[str], simda_logit
     shipped, lofo = results["shipped"], results["lofo"]
     ref_r, ref_l = results["ref_random"], results["ref_lofo"]
     nos_r, nos_l = results.get("random_no_synth"), results.get("lofo_no_synth")
+    wrd_r, wrd_l = results.get("random_word_synth"), results.get("lofo_word_synth")
     d = meta["data"]
+    cfg = meta["config"]
+    synth = {k: w * cfg["synthetic_weight"] for k, w in cfg["synthetic"].items() if w * cfg["synthetic_weight"] > 0}
+    seeds = cfg["mlp_seeds"]
+    merged = f" (seeds differ; shipped as one layer of {seeds * cfg['hidden'][0]})" if seeds > 1 else ""
     out = [
         "# DGA model: evaluation",
         "",
@@ -83,11 +89,20 @@ def render(meta: dict, results: dict[str, Scores], simda: list[str], simda_logit
             if nos_l
             else []
         ),
+        *(
+            [
+                f"| ablation with the word synthetic family: random pooled / unseen mean / conficker unseen | "
+                f"{wrd_r.pooled_auc:.4f} / {wrd_l.macro_auc:.4f} / {wrd_l.families['conficker']['auc']:.4f} | | |"
+            ]
+            if wrd_l
+            else []
+        ),
         f"| names scored per second (features included, during training) | "
         f"{meta['names_per_second_at_training']:,} | | >= 100,000 |",
         "",
         _verdict(shipped, lofo),
         *(["", _tradeoff(shipped, lofo, nos_r, nos_l)] if nos_l else []),
+        *(["", _word_tradeoff(shipped, lofo, wrd_r, wrd_l)] if wrd_l else []),
         "",
         "## Using it",
         "",
@@ -117,8 +132,11 @@ def render(meta: dict, results: dict[str, Scores], simda: list[str], simda_logit
     out += [f"- {n}" for n in d["notes"]]
     out += [
         "",
-        "Synthetic training families (generated in code, never evaluated as a family, stage 2 only): "
-        + ", ".join(f"{k} ({v})" for k, v in d["synthetic_per_family"].items())
+        "Synthetic training families (generated in code, never evaluated as a family, stage 2 only; "
+        "names, and weight relative to one real family): "
+        + ", ".join(f"{k} ({v}, weight {synth[k]:g})" for k, v in d["synthetic_per_family"].items() if k in synth)
+        + ". Generated but not trained on: "
+        + ", ".join(f"{k} ({v})" for k, v in d["synthetic_per_family"].items() if k not in synth)
         + ".",
         "",
         "## Model",
@@ -127,8 +145,8 @@ def render(meta: dict, results: dict[str, Scores], simda: list[str], simda_logit
         f"   1..{meta['config']['ngram_max']}-grams of the label with `^`/`$` end markers, "
         f"2^{meta['config']['ngram_bits']} buckets, counts scaled",
         "   by 1/sqrt(number of n-grams). Weights shipped as float16.",
-        f"2. **Stage 2**: a ReLU network with hidden layer(s) {meta['config']['hidden']} over the stage-1",
-        "   logit and hand features: " + ", ".join(f"`{x}`" for x in meta["dense_features"]) + ".",
+        f"2. **Stage 2**: the mean logit of {seeds} ReLU network(s) with hidden layer(s) {cfg['hidden']}{merged}",
+        "   over the stage-1 logit and hand features: " + ", ".join(f"`{x}`" for x in meta["dense_features"]) + ".",
         "   The bigram / trigram log-probabilities come from character models of benign training labels;",
         f"   the word features use {meta['word_list_size']:,} words learned from benign training labels by",
         "   unigram segmentation (`tools/dga_tables.py`), looked up through a two-hash Bloom filter.",
@@ -164,16 +182,17 @@ def render(meta: dict, results: dict[str, Scores], simda: list[str], simda_logit
         "Held-out 20% of each family against the benign test names; recall at the thresholds above.",
         "`ref` is the reference baseline trained on the same rows with the same family weights.",
         "",
-        *_table(shipped, ref_r, nos_r, "no synth"),
+        *_table(shipped, ref_r, {"no synth": nos_r, "+ words": wrd_r}),
         "",
         "## Unseen families (leave-one-family-out)",
         "",
         "One model per family, trained with **no** name of that family (newgoz and zeus_1000 are held out",
         "together: same generator), then scored on all of the family's names. Thresholds are that model's",
         "own, chosen on the benign threshold names."
-        + (" `no synth` is the same model trained without the synthetic families (ablation)." if nos_l else ""),
+        + (" `no synth` is the same model trained without the synthetic families (ablation)." if nos_l else "")
+        + (" `+ words` is the same model with the word synthetic family added back." if wrd_l else ""),
         "",
-        *_table(lofo, ref_l, nos_l, "no synth"),
+        *_table(lofo, ref_l, {"no synth": nos_l, "+ words": wrd_l}),
         "",
     ]
     out += _simda(meta, simda, simda_logit)
@@ -203,10 +222,22 @@ def _tradeoff(shipped: Scores, lofo: Scores, nos_r: Scores, nos_l: Scores) -> st
     conf, conf_nos = lofo.families["conficker"]["auc"], nos_l.families["conficker"]["auc"]
     return (
         f"Why synthetic families: without them the model scores {nos_r.pooled_auc:.4f} on the random split "
-        f"(vs {shipped.pooled_auc:.4f}) but a held-out short arithmetic family collapses (Conficker unseen "
-        f'AUC {conf_nos:.3f} vs {conf:.3f}): trained only on the long real families it learns "long means '
-        'generated". The shipped model keeps the synthetic families and gives up a little in-distribution '
-        "AUC for that robustness; `tools/train_dga.py --synthetic-weight 0` trains the other variant."
+        f"(vs {shipped.pooled_auc:.4f}) and {nos_l.macro_auc:.4f} on unseen families (vs {lofo.macro_auc:.4f}), "
+        f"but a held-out short arithmetic family collapses (Conficker unseen AUC {conf_nos:.3f} vs {conf:.3f}): "
+        'trained only on the long real families it learns "long means generated". '
+        "`tools/train_dga.py --synthetic-weight 0` trains that variant."
+    )
+
+
+def _word_tradeoff(shipped: Scores, lofo: Scores, wrd_r: Scores, wrd_l: Scores) -> str:
+    fams = [f for f in ("matsnu", "rovnix", "conficker") if f in lofo.families]
+    held = ", ".join(f"{f} {wrd_l.families[f]['auc']:.3f} vs {lofo.families[f]['auc']:.3f}" for f in fams)
+    return (
+        "Why not the word synthetic family: concatenations of words learned from benign training names "
+        "look like benign names by construction. With it the model scores "
+        f"{wrd_r.pooled_auc:.4f} on the random split (vs {shipped.pooled_auc:.4f}) and {wrd_l.macro_auc:.4f} "
+        f"on unseen families (vs {lofo.macro_auc:.4f}); held out, {held} (with vs without). The real "
+        "dictionary families teach each other better than benign words do."
     )
 
 

@@ -218,3 +218,25 @@ def test_simda_capture_queries_score_high(shared_data) -> None:
     # of the capture's two benign names only bing is low: the acronym "msftncsi" (Windows'
     # connectivity check) looks generated to the model, a known false positive the report lists
     assert score_domains(["www.bing.com"])[0] < thresholds()["fpr_0.01"]
+
+
+def test_recorded_evaluation_meets_issue_6() -> None:
+    """Issue #6's bar, checked against the evaluation the training run wrote into the shipped artifact."""
+    meta = metadata()
+    rnd, lofo = meta["random_split"], meta["leave_one_family_out"]
+    assert rnd["pooled_auc"] >= 0.985
+    assert lofo["macro_auc"] >= 0.95
+    # speed is bench/bench_dga_score.py's to report (132k names/s quiet): never a timed assertion here
+    # a held-out short arithmetic family must not collapse (it did, to 0.76, without synthetic data)
+    assert lofo["families"]["conficker"]["auc"] > 0.9
+    # the recorded numbers follow the documented protocol: every real family in both evaluations,
+    # held out whole (all its names) or by its 20% test share, against one set of benign test names,
+    # so the pooled AUC is the name-weighted mean of the family AUCs (no family down-sampled)
+    counts = {f: n for f, n in meta["data"]["distinct_labels"].items() if f != "benign"}
+    assert set(rnd["families"]) == set(lofo["families"]) == set(counts)
+    assert all(lofo["families"][f]["n"] == n for f, n in counts.items())
+    assert all(0.15 < rnd["families"][f]["n"] / n < 0.25 for f, n in counts.items())
+    n = np.array([v["n"] for v in rnd["families"].values()])
+    auc = np.array([v["auc"] for v in rnd["families"].values()])
+    assert rnd["pooled_auc"] == pytest.approx(float((n * auc).sum() / n.sum()), abs=1e-9)
+    assert lofo["macro_auc"] == pytest.approx(float(np.mean([v["auc"] for v in lofo["families"].values()])), abs=1e-12)
