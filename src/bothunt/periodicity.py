@@ -67,11 +67,22 @@ def intervals(group: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def sort_within(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`values` sorted inside each group (group sorted ascending, values within [-_LOG_CLIP, _LOG_CLIP]).
-    One float sort on a composite key instead of a two-key lexsort."""
-    span = 4.0 * _LOG_CLIP
-    key = group.astype(np.float64) * span + (np.clip(values, -_LOG_CLIP, _LOG_CLIP) + 2 * _LOG_CLIP)
+
+    One integer sort on a composite key (group in the high bits, the value quantised to the rest)
+    instead of a two-key lexsort. The key is integer, not float, so a value keeps the same resolution
+    (better than 1e-10 with up to 2**20 groups) whatever its group's number: with a float key, the
+    values of group 178,000 lost 25 bits and results depended on how pairs happened to be numbered."""
+    if group.size == 0:
+        return np.asarray(values, dtype=np.float64).copy()
+    group_bits = max(1, int(group[-1]).bit_length())
+    value_bits = 62 - group_bits
+    if value_bits < 40:  # more than 2**22 groups: exactness over speed
+        return np.asarray(values, dtype=np.float64)[np.lexsort((values, group))]
+    scale = float((1 << value_bits) - 1) / (2 * _LOG_CLIP)
+    quantised = np.rint((np.clip(values, -_LOG_CLIP, _LOG_CLIP) + _LOG_CLIP) * scale).astype(np.int64)
+    key = (group.astype(np.int64) << value_bits) | quantised
     key.sort()
-    return key - group.astype(np.float64) * span - 2 * _LOG_CLIP
+    return (key & ((1 << value_bits) - 1)).astype(np.float64) / scale - _LOG_CLIP
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,27 @@ def test_sort_within_matches_lexsort():
     np.testing.assert_allclose(per.sort_within(group, values), expected, atol=1e-6)
 
 
+def test_sort_within_resolution_does_not_depend_on_group_number():
+    # The same log-intervals in group 0 and in group 300,000 must come back the same: a float composite
+    # key lost ~25 bits at that group number, so later pairs had coarser statistics than earlier ones.
+    values = np.log(np.array([300.0, 300.000001, 299.999999, 3600.5, 0.25]))
+    expected = np.sort(values)
+    for g in (0, 300_000):
+        group = np.full(values.size, g)
+        group = np.concatenate([[0], group]) if g else group
+        vals = np.concatenate([[1.0], values]) if g else values
+        out = per.sort_within(group, vals)[-values.size:]
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-10)
+        assert np.all(np.diff(out) > 0)  # 1e-6 apart in seconds stays distinct and ordered
+
+
+def test_sort_within_many_groups_falls_back_to_exact_sort():
+    group = np.array([0, 0, (1 << 23) + 5, (1 << 23) + 5])
+    values = np.array([2.0, -1.0, 0.5, 0.25])
+    assert per.sort_within(group, values).tolist() == [-1.0, 2.0, 0.25, 0.5]
+    assert per.sort_within(np.array([], dtype=np.int64), np.array([])).size == 0
+
+
 def test_interval_stats_quartiles_match_numpy():
     rng = np.random.default_rng(2)
     times = [np.sort(rng.random(n) * 1000) for n in (4, 9, 30, 101)]
