@@ -40,6 +40,10 @@ def sniff(path: Path) -> Source:
     scored = sorted(((src.sniff(head, path), src.id, src) for src in all_sources()), key=lambda t: -t[0])
     best_score, _, best = scored[0]
     if best_score <= 0:
+        from bothunt.sources.hints import near_miss  # imports the tabular sources: only on failure
+
         tried = ", ".join(f"{s.id} ({s.description})" for _, _, s in scored)
-        raise UnknownFormatError(f"not a telemetry format bothunt reads; tried: {tried}", file=str(path))
+        hint = near_miss(head)
+        lead = f"not a telemetry format bothunt reads: {hint}" if hint else "not a telemetry format bothunt reads"
+        raise UnknownFormatError(f"{lead}; tried: {tried}", file=str(path))
     return best
