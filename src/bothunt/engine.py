@@ -57,6 +57,7 @@ def _utc(table: pa.Table) -> pa.Table:
 
 
 _SPARK: Any = None
+_SPARK_LOG = Path(__file__).parent / "data" / "spark-log4j2.properties"
 
 
 def spark_session(master: str | None = None) -> Any:
@@ -77,6 +78,8 @@ def spark_session(master: str | None = None) -> Any:
         builder = (builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                    .config("spark.sql.shuffle.partitions", os.environ.get("BOTHUNT_SPARK_PARTITIONS", "8"))
                    .config("spark.driver.memory", os.environ.get("BOTHUNT_SPARK_DRIVER_MEMORY", "4g")))
+        if "log4j" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):  # the user's own logging wins
+            builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{_SPARK_LOG}")
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     try:
         _SPARK = builder.getOrCreate()
