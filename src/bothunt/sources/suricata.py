@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from bothunt.sources.base import Batch, ReadContext, Source, iter_chunks
+from bothunt.sources.base import Batch, ReadContext, Source, blank_lines, iter_chunks
 
 _S, _I = pa.string(), pa.int64()
 EVE_SCHEMA = pa.schema([
@@ -70,8 +70,6 @@ EVE_SCHEMA = pa.schema([
     ("tls", pa.struct([("sni", _S)])),
 ])
 _PARSE = pj.ParseOptions(explicit_schema=EVE_SCHEMA, unexpected_field_behavior="ignore")
-_WS = np.zeros(256, dtype=bool)
-_WS[[9, 10, 13, 32]] = True
 
 SKIP_REASONS = {
     "alert": "Suricata alerts are signature verdicts; the flow event carries the connection",
@@ -94,8 +92,7 @@ class _Lines:
         buf = np.frombuffer(chunk, dtype=np.uint8)
         self.ends = np.flatnonzero(buf == 10)
         self.starts = np.concatenate(([0], self.ends[:-1] + 1))
-        solid = np.concatenate(([0], np.cumsum(~_WS[buf])))
-        self.blank = solid[self.ends] == solid[self.starts]  # pyarrow.json skips these lines
+        self.blank = blank_lines(chunk, self.starts, self.ends)  # pyarrow.json skips these lines
         # pyarrow.json parses blocks in parallel but fails on a line longer than a block
         self.block_size = max(1 << 20, int((self.ends - self.starts).max(initial=0)) + 2)
 

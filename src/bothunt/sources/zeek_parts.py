@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bothunt.sources.base import ReadContext
+from bothunt.sources.base import ReadContext, blank_lines
 
 # Standard Zeek log names, used to tell which log a file is from its name (`conn.log`,
 # `labeled-conn.log`, `conn.16:00:00-17:00:00.log.gz`, `ssl.log.labeled`, ...).
@@ -131,11 +131,7 @@ def _empty_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarra
 
 def whitespace_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Lines holding nothing but spaces, tabs and CRs (the JSON parser skips those)."""
-    buf = np.frombuffer(data, np.uint8)
-    solid = np.flatnonzero(~np.isin(buf, np.array([9, 10, 13, 32], np.uint8)))
-    has = np.zeros(len(ends), bool)
-    has[np.searchsorted(ends, solid)] = True
-    return ~has
+    return blank_lines(data, starts, ends)
 
 
 @dataclass
