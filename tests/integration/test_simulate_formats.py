@@ -61,10 +61,10 @@ def test_no_rejects_and_every_event_read_back(sim, fmt: str) -> None:  # type: i
     assert rejected == 0
     assert set(sniffed) == {SOURCE[fmt]}  # content sniffing recognises every file
     assert tables["conn"].num_rows == report.total(fmt)
-    if fmt in ("zeek", "zeek-json", "suricata"):
-        assert tables["dns"].num_rows == report.total_dns(fmt)
-    else:
+    if fmt == "cef":
         assert "dns" not in tables and report.total_dns(fmt) == 0
+    else:
+        assert tables["dns"].num_rows == report.total_dns(fmt) > 0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -72,8 +72,10 @@ def test_each_attack_appears_with_its_events(sim, fmt: str) -> None:  # type: ig
     report, remote, back = sim
     conn = back[fmt][0]["conn"]
     for sid, addresses in remote.items():
-        # the simulator counts the UDP/53 legs of a scenario's lookups too; those touch the resolver
-        expected = report.events[fmt].get(sid, 0) - report.dns_events[fmt].get(sid, 0)
+        # the simulator counts the UDP/53 legs of a scenario's lookups too; those touch the resolver.
+        # Defender has no such legs: it records a lookup as DnsConnectionInspected, in the dns table only.
+        legs = 0 if fmt == "defender" else report.dns_events[fmt].get(sid, 0)
+        expected = report.events[fmt].get(sid, 0) - legs
         assert count_touching(conn, addresses) == expected, (fmt, sid)
     # network sensors see every planted connection; the firewall and Defender see their own subsets
     full = {sid: report.events["zeek"].get(sid, 0) - report.dns_events["zeek"].get(sid, 0) for sid in remote}
@@ -116,7 +118,7 @@ def test_names_reach_the_canonical_server_name(sim) -> None:  # type: ignore[no-
 def test_dns_rows_keep_queries_answers_and_rcodes(sim) -> None:  # type: ignore[no-untyped-def]
     report, remote, back = sim
     flux = next(t for t in report.truth if t.id == "fast-flux")
-    for fmt in ("zeek", "zeek-json", "suricata"):
+    for fmt in ("zeek", "zeek-json", "defender", "suricata"):
         dns = back[fmt][0]["dns"]
         rows = dns.filter(pc.equal(dns["query"], flux.match["domain"]))
         answers = rows["answers"].to_pylist()
@@ -125,7 +127,7 @@ def test_dns_rows_keep_queries_answers_and_rcodes(sim) -> None:  # type: ignore[
         assert {x for a in answers for x in a} <= remote["fast-flux"]
         assert max(max(t) for t in rows["ttls"].to_pylist()) <= 120
     dga = next(t for t in report.truth if t.id == "dga-dict")
-    for fmt in ("zeek", "zeek-json", "suricata"):
+    for fmt in ("zeek", "zeek-json", "defender", "suricata"):
         dns = back[fmt][0]["dns"]
         rows = dns.filter(pc.equal(dns["src_ip"], dga.match["src_ip"]))
         # the victim's own Chrome probes are single-label; the bot's names are word.word.tld-shaped
@@ -133,6 +135,24 @@ def test_dns_rows_keep_queries_answers_and_rcodes(sim) -> None:  # type: ignore[
         assert generated.num_rows == dga.params["lookups"], fmt
         rcodes = generated["rcode"].to_pylist()
         assert rcodes.count("NOERROR") == 1 and rcodes.count("NXDOMAIN") == len(rcodes) - 1, fmt
+
+def test_defender_dns_rows_are_zeeks_lookups_with_the_device_name(sim) -> None:  # type: ignore[no-untyped-def]
+    """Every lookup Zeek logs was made by a managed device, so Defender's DNS inspections are the same
+    transactions: equal on every column both carry, plus the device's name, minus Zeek's uid."""
+    _, _, back = sim
+    cols = ["ts", "src_ip", "dst_ip", "query", "qtype", "rcode", "answers", "ttls"]
+    order = [("ts", "ascending"), ("src_ip", "ascending"), ("query", "ascending")]
+    zeek = back["zeek"][0]["dns"].select(cols).sort_by(order)
+    defender = back["defender"][0]["dns"].sort_by(order)
+    assert defender.num_rows == zeek.num_rows > 0
+    assert defender.select(cols).equals(zeek)
+    assert set(defender["source"].to_pylist()) == {"defender"}
+    org = prepare(scenarios=SCENARIOS, **ARGS)[0].org
+    addresses = pa.array([ip_text(a) for a in org.ips.tolist()])
+    fqdns = pa.array([org.fqdn(i) for i in range(org.size)])
+    assert defender["host"].equals(fqdns.take(pc.index_in(defender["src_ip"], addresses)))
+    assert defender["host"].null_count == 0
+
 
 def test_bytes_keep_their_direction(sim) -> None:  # type: ignore[no-untyped-def]
     """The relay's inbound legs carry small requests up and large replies down in every format with bytes."""

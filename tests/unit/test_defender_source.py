@@ -79,8 +79,8 @@ GOOD = [
 SKIPPED = [
     record("2024-05-01T12:35:00Z", "ListeningConnectionCreated", "", "", "0.0.0.0", "3389", "TcpV4",
            rtype="", proc="svchost.exe", report="15560"),
-    record("2024-05-01T12:35:01Z", "DnsConnectionInspected", "192.168.1.1", "53", "192.168.1.74", "57504",
-           "Udp", report="15561", extra='{"direction":"Out","query":"example.com"}'),
+    record("2024-05-01T12:35:01Z", "HttpConnectionInspected", "192.168.1.1", "8080", "192.168.1.74", "57504",
+           "Tcp", report="15561", extra='{"direction":"Out","host":"www.gstatic.com","method":"CONNECT"}'),
     record("2024-05-01T12:35:02Z", "ProcessCreated", "", "", "", "", "", rtype="", proc="cmd.exe",
            report="15562"),
 ]
@@ -170,7 +170,7 @@ def test_csv_export_rows_rejects_and_skips(tmp_path):
     assert rejects[0][2].startswith("yesterday at noon,")
     assert ctx.skipped == len(SKIPPED)
     assert any("ListeningConnectionCreated" in n for n in ctx.notes)
-    assert any("DnsConnectionInspected" in n for n in ctx.notes)
+    assert any("HttpConnectionInspected: protocol inspection" in n for n in ctx.notes)
     assert any("ProcessCreated: not a network connection event" in n for n in ctx.notes)
     assert table.num_rows + len(rejects) + ctx.skipped == len(rows)
 

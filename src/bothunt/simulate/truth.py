@@ -17,7 +17,7 @@ from bothunt.errors import InputError
 
 ALL_FORMATS = ("zeek", "zeek-json", "defender", "cef", "suricata")
 NAMED_FORMATS = ("zeek", "zeek-json", "defender", "suricata")  # carry the name a connection was for
-DNS_FORMATS = ("zeek", "zeek-json", "suricata")  # carry DNS transactions
+DNS_FORMATS = ("zeek", "zeek-json", "defender", "suricata")  # carry DNS transactions
 KINDS = ("attack", "benign")
 
 

@@ -23,22 +23,41 @@ Column names are Microsoft's published schema. Mapping decisions:
   sockets) becomes the IPv4 address, so one host has one address across sources.
 - uid = DeviceId:ReportId (ReportId repeats across devices; DeviceName when there is no DeviceId).
 
+DNS: network protection's inspection writes each DNS transaction it sees as a DnsConnectionInspected
+row whose AdditionalFields holds Zeek's dns.log fields, every value a string (`answers` and `TTLs` are
+JSON arrays written as strings; `ts` is a FILETIME and is not used). AdditionalFields arrives as a JSON
+object, as a JSON string holding one (streams carry both), or as JSON text in a CSV cell; all three read
+the same. These rows go to the `dns` table, never to `conn`:
+- ts = Timestamp; src_ip = the client, dst_ip = the server: direction "Out" (the device asked) gives
+  LocalIP -> RemoteIP, "In" (the device answered, as a DNS server) gives RemoteIP -> LocalIP; without a
+  direction, a LocalPort of 53 facing another port means "In".
+- host = DeviceName for "Out"; null for "In", because the named device is then the server, and the
+  DNS detections take host as the name of the device that asked.
+- query lower-case without a trailing dot (as the Zeek source); qtype = qtype_name (else qtype),
+  rcode = rcode_name (else rcode); answers -> list<string>, TTLs -> list<float64>, null when absent.
+- uid = DeviceId:ReportId as for connections (the inspection's own Zeek `uid` is not kept).
+
 Skipped (counted, not rejected): ListeningConnectionCreated (a socket opened for listening, not a
-connection); the network-protection inspection records (*ConnectionInspected,
-NetworkSignatureInspected), which describe a connection Defender already records as a connection
-event, so keeping them would count each connection twice; events of other tables in a mixed export
-or stream (no address at all and not a connection ActionType, or a streamed `category` of another
-table).
+connection); the other network-protection inspection records (Http/Ssl/Icmp/Ssh/Ntlm...
+ConnectionInspected, NetworkSignatureInspected), which describe a connection Defender already records
+as a connection event, so keeping them would count each connection twice; DnsConnectionInspected rows
+without AdditionalFields or without a `query` in it (nothing to hunt on); events of other tables in a
+mixed export or stream (no address at all and not a connection ActionType, or a streamed `category` of
+another table).
 
 Rejected: records without a parsable Timestamp, ActionType, RemoteIP or LocalIP, with an address that
-is not one, or a port outside 0..65535. A CSV whose header lacks Timestamp, ActionType, LocalIP,
-RemoteIP or RemotePort is not a DeviceNetworkEvents export: InputError.
+is not one, or a port outside 0..65535; DnsConnectionInspected rows whose AdditionalFields is not a
+JSON object, or whose `answers` / `TTLs` is not a JSON array (of numbers, for TTLs). A CSV whose header
+lacks Timestamp, ActionType, LocalIP, RemoteIP or RemotePort is not a DeviceNetworkEvents export:
+InputError.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow.compute as pc
 
 from bothunt.sources import tabular
 from bothunt.sources.base import Batch, ReadContext, Source
@@ -61,12 +80,17 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "InitiatingProcessAccountName": ("InitiatingProcessAccountName",),
     "InitiatingProcessAccountDomain": ("InitiatingProcessAccountDomain",),
     "ReportId": ("ReportId",),
+    "AdditionalFields": ("AdditionalFields",),
 }
 REQUIRED = ("Timestamp", "ActionType", "LocalIP", "RemoteIP", "RemotePort")
 
 # Columns only DeviceNetworkEvents has together; used to recognise an export by its content.
 _SIGNATURE = ("ActionType", "RemoteIP", "RemotePort", "LocalIP")
 _DEVICE = ("DeviceName", "DeviceId")
+
+# The dns.log fields of a DnsConnectionInspected row's AdditionalFields that the dns table keeps.
+_DNS_FIELDS = '{"direction": "VARCHAR", "query": "VARCHAR", "qtype": "VARCHAR", "qtype_name": "VARCHAR", ' \
+              '"rcode": "VARCHAR", "rcode_name": "VARCHAR", "answers": "VARCHAR", "TTLs": "VARCHAR"}'
 
 _SQL = """
 WITH s AS (
@@ -82,11 +106,29 @@ WITH s AS (
     bh_str(DeviceName) AS host, bh_proto(bh_str(Protocol)) AS proto,
     bh_str(InitiatingProcessFileName) AS process, bh_count(bh_str(InitiatingProcessId)) AS pid,
     bh_str(InitiatingProcessCommandLine) AS cmdline, RemoteUrl__host AS server_name,
-    bh_str(RemoteIPType) AS remote_ip_type
+    bh_str(RemoteIPType) AS remote_ip_type, bh_str(AdditionalFields) AS af_raw
   FROM r
 ), m AS (
-  SELECT *, coalesce(action = 'InboundConnectionAccepted', false) AS inbound
+  SELECT *, coalesce(action = 'InboundConnectionAccepted', false) AS inbound,
+    coalesce(action = 'DnsConnectionInspected', false) AS dns
   FROM s
+), d AS (  -- AdditionalFields is parsed for DNS rows only; CASE keeps malformed JSON from raising
+  SELECT *, CASE WHEN dns AND json_valid(af_raw) AND json_type(af_raw) = 'OBJECT'
+    THEN json_transform(af_raw, '{dns_fields}') END AS af
+  FROM m
+), q AS (
+  SELECT *, bh_str(af['query']) AS q_raw, bh_str(af['answers']) AS ans_raw, bh_str(af['TTLs']) AS ttl_raw,
+    CASE lower(af['direction']) WHEN 'in' THEN true WHEN 'out' THEN false
+      ELSE coalesce(lport = 53 AND rport IS DISTINCT FROM 53, false) END AS answered
+  FROM d
+), l AS (
+  SELECT *,
+    CASE WHEN json_valid(ans_raw) AND json_type(ans_raw) = 'ARRAY' THEN json_transform(ans_raw, '["VARCHAR"]')
+      END AS answers,
+    CASE WHEN json_valid(ttl_raw) AND json_type(ttl_raw) = 'ARRAY' THEN json_transform(ttl_raw, '["DOUBLE"]')
+      END AS ttls,
+    dns AND answered AS dns_in
+  FROM q
 )
 SELECT _i, _line,
   CASE
@@ -94,8 +136,12 @@ SELECT _i, _line,
       THEN 'streamed records of another table (' || category || ')'
     WHEN action = 'ListeningConnectionCreated'
       THEN 'ListeningConnectionCreated: a socket opened for listening, not a connection'
-    WHEN ends_with(action, 'Inspected')
+    WHEN ends_with(action, 'Inspected') AND NOT dns
       THEN action || ': protocol inspection of a connection already recorded as a connection event'
+    WHEN dns AND af_raw IS NULL
+      THEN 'DnsConnectionInspected without AdditionalFields: no query to read'
+    WHEN dns AND af IS NOT NULL AND q_raw IS NULL
+      THEN 'DnsConnectionInspected without a query in AdditionalFields'
     WHEN rip IS NULL AND lip IS NULL AND action NOT LIKE '%Connection%'
       THEN 'ActionType ' || action || ': not a network connection event'
   END AS _skip,
@@ -109,12 +155,18 @@ SELECT _i, _line,
     WHEN NOT bh_ip_ok(lip) THEN 'bad LocalIP: ' || lip_raw
     WHEN rport_raw IS NOT NULL AND rport IS NULL THEN 'bad RemotePort: ' || rport_raw
     WHEN lport_raw IS NOT NULL AND lport IS NULL THEN 'bad LocalPort: ' || lport_raw
+    WHEN dns AND af IS NULL THEN 'bad AdditionalFields: not a JSON object'
+    WHEN dns AND ans_raw IS NOT NULL AND (answers IS NULL OR list_count(answers) < len(answers))
+      THEN 'bad answers in AdditionalFields: ' || left(ans_raw, 200)
+    WHEN dns AND ttl_raw IS NOT NULL AND (ttls IS NULL OR list_count(ttls) < len(ttls))
+      THEN 'bad TTLs in AdditionalFields: ' || left(ttl_raw, 200)
   END AS _reject,
+  dns AS _dns,
   ts,
-  CASE WHEN inbound THEN rip ELSE lip END AS src_ip,
-  CASE WHEN inbound THEN lip ELSE rip END AS dst_ip,
-  CASE WHEN inbound THEN rport ELSE lport END AS src_port,
-  CASE WHEN inbound THEN lport ELSE rport END AS dst_port,
+  CASE WHEN inbound OR dns_in THEN rip ELSE lip END AS src_ip,
+  CASE WHEN inbound OR dns_in THEN lip ELSE rip END AS dst_ip,
+  CASE WHEN inbound OR dns_in THEN rport ELSE lport END AS src_port,
+  CASE WHEN inbound OR dns_in THEN lport ELSE rport END AS dst_port,
   proto,
   CASE WHEN inbound THEN 'inbound' END AS direction,
   CASE
@@ -123,19 +175,27 @@ SELECT _i, _line,
     WHEN action IN ('ConnectionAttempt', 'ConnectionRequest') THEN 'attempted'
     ELSE 'other'
   END AS state,
-  action, host,
+  action,
+  CASE WHEN NOT dns_in THEN host END AS host,
   CASE WHEN domain IS NOT NULL AND account IS NOT NULL THEN domain || '\\' || account ELSE account END AS user,
   process, pid, cmdline, server_name, remote_ip_type,
+  regexp_replace(lower(q_raw), '\\.$', '') AS query,
+  coalesce(bh_str(af['qtype_name']), bh_str(af['qtype'])) AS qtype,
+  coalesce(bh_str(af['rcode_name']), bh_str(af['rcode'])) AS rcode,
+  answers, ttls,
   'defender' AS source,
   CASE WHEN report IS NOT NULL THEN coalesce(device, '') || ':' || report END AS uid
-FROM m
-"""
+FROM l
+""".replace("{dns_fields}", _DNS_FIELDS)
+_CONN_COLUMNS = ["ts", "src_ip", "dst_ip", "src_port", "dst_port", "proto", "direction", "state", "action", "host",
+                 "user", "process", "pid", "cmdline", "server_name", "remote_ip_type", "source", "uid"]
+_DNS_COLUMNS = ["ts", "src_ip", "host", "dst_ip", "query", "qtype", "rcode", "answers", "ttls", "source", "uid"]
 
 
 class DefenderSource(Source):
     id = "defender"
     description = "Microsoft Defender for Endpoint DeviceNetworkEvents (CSV / JSON export or stream)"
-    tables = ("conn",)
+    tables = ("conn", "dns")
 
     def sniff(self, head: bytes, path: Path) -> int:
         cols = tabular.head_columns(head)
@@ -152,8 +212,12 @@ class DefenderSource(Source):
             for rows in tabular.read_rows(path, ctx, FIELDS, REQUIRED):
                 table = tabular.apply_mapping(con, rows, _SQL, ctx, tally, times=("Timestamp", "_time"),
                                                hosts=("RemoteUrl",), verbatim=("InitiatingProcessCommandLine",))
-                if table.num_rows:
-                    yield Batch("conn", table)
+                is_dns = table["_dns"].combine_chunks()
+                conn = table.filter(pc.invert(is_dns)) if is_dns.true_count else table
+                if conn.num_rows:
+                    yield Batch("conn", conn.select(_CONN_COLUMNS))
+                if is_dns.true_count:
+                    yield Batch("dns", table.filter(is_dns).select(_DNS_COLUMNS))
         finally:
             tally.flush(ctx)
             con.close()
