@@ -77,7 +77,8 @@ def eval_cmd(
 
     report = evaluate.evaluate(read_findings(findings), evaluate.load_truth(truth), fmt=fmt)
     Console().print(evaluate.render_rich(report))
-    if not report.passes(min_recall, min_precision):
+    # A bar not given is no bar; a given one applies to every detection, as the options' help says.
+    if not report.passes(min_recall or 0.0, min_precision or 0.0, per_detection=True):
         raise typer.Exit(EXIT_FINDINGS)
 
 

@@ -42,3 +42,12 @@ def test_findings_carry_the_class_of_their_remote_side(demo):
     mixes = [f.evidence["remote_mix"]["by_class"] for f in findings
              if f.detection == "inbound_flood" and "remote_mix" in f.evidence]
     assert mixes and all(sum(m.values()) > 0 for m in mixes)
+
+
+def test_eval_command_exits_by_the_bars_given(demo, capsys):
+    args = ["eval", str(demo / "findings-zeek.jsonl"), "--truth", str(demo / "data" / "truth.jsonl"),
+            "--format", "zeek"]
+    assert main(args) == 0  # no bar given: a report, exit 0 (it raised TypeError before)
+    assert "recall" in capsys.readouterr().out
+    assert main([*args, "--min-recall", "0.8"]) == 0  # the demo test above holds every detection to 0.8
+    assert main([*args, "--min-recall", "1.01"]) == 1  # no detection can reach it
