@@ -62,6 +62,7 @@ def test_dga_bots_found_from_defender_dns_alone(simulated, engine_con, tmp_path,
         c2 = f.evidence["live_c2"][0]["connection"]
         assert (c2["dst_ip"], c2["dst_port"], c2["process"]) == (
             bot.params["resolved_ip"], 443, bot.match_optional["process"])
+        assert f.process == bot.match_optional["process"]  # the finding names the process, not only evidence
 
     dga_truth = [t for t in report.truth if t.detection == "dga"]
     assert {t.id for t in dga_truth if t.kind == "benign"} >= {"trap-nxdomain", "trap-chrome-probe", "trap-cdn-dga"}

@@ -192,6 +192,9 @@ def findings(verdicts: list[HostVerdict], totals: pa.Table, live: dict[tuple[str
             explanation=_explain(v, c2, high), host=v.host or None, src_ip=v.src_ip, domain=domain,
             dst_ip=c2[0]["connection"]["dst_ip"] if c2 else None,
             dst_port=c2[0]["connection"]["dst_port"] if c2 else None,
+            # The lookups carry no process (DNS logs and Defender's DNS inspection have none); the live
+            # C2 connection does when an EDR recorded it, and that is the process to look at.
+            process=c2[0]["connection"]["process"] if c2 else None,
             techniques=TECHNIQUES, evidence=ev,
         )
         out.append(allowlisted(f, settings.allowlist.matches(domain=domain, ip=v.src_ip)))
