@@ -20,7 +20,7 @@ from bothunt.sources import base, tabular
 from bothunt.sources.base import ReadContext, read_head
 from bothunt.sources.cef import CefSource
 from bothunt.sources.commonsecuritylog import CommonSecurityLogSource
-from bothunt.sources.defender import DefenderSource
+from bothunt.sources.defender import FIELDS, REQUIRED, DefenderSource
 
 # The Advanced Hunting CSV export writes every column of the table, in this order.
 HEADER = [
@@ -323,3 +323,26 @@ def test_a_stray_quote_costs_only_its_own_lines(tmp_path):
     table, rejects, _ = read(path)
     assert [(r[0], r[1]) for r in rejects] == [(3, f"expected {len(HEADER)} fields, found 3")]
     assert sorted(project(table), key=lambda r: r["uid"]) == [EXPECTED[0], EXPECTED[3], EXPECTED[4]]
+
+
+def test_chunks_mapped_together_report_rejects_in_reading_order(tmp_path, monkeypatch):
+    text = to_csv([GOOD[0], BAD[1][0], GOOD[1], GOOD[4], BAD[2][0], GOOD[2], GOOD[3]]).split("\r\n")
+    text[4] = text[4].replace(f"{DEV},", "", 1)  # GOOD[4] loses its DeviceId field: rejected while splitting
+    path = tmp_path / "dne.csv"
+    path.write_text("\r\n".join(text))
+    # One line per chunk, so batches of records span chunks and the rejects found while splitting fall
+    # between the rejects of mapping.
+    monkeypatch.setattr(tabular, "iter_chunks", functools.partial(base.iter_chunks, size=97))
+    expected_rejects = [(3, "bad RemotePort: 70000"), (5, f"expected {len(HEADER)} fields, found {len(HEADER) - 1}"),
+                        (6, "bad RemoteIP: not-an-ip")]
+    batches = {}
+    for batch_rows in (1, 2, 100_000):  # 1: every chunk mapped on its own
+        monkeypatch.setattr(tabular, "_BATCH_ROWS", batch_rows)
+        table, rejects, _ = read(path)
+        assert project(table) == [EXPECTED[0], EXPECTED[1], EXPECTED[2], EXPECTED[3]]
+        assert [r[:2] for r in rejects] == expected_rejects
+        assert [r[2][:30] for r in rejects] == [text[2][:30], text[4][:30], text[5][:30]]
+        batches[batch_rows] = [rows.table.num_rows for rows in
+                               tabular.read_rows(path, ReadContext(str(path)), FIELDS, REQUIRED)]
+    # A reject found while splitting ends a batch, so that it is reported after the records before it.
+    assert batches == {1: [1, 1, 1, 1, 1, 1], 2: [2, 1, 2, 1], 100_000: [3, 3]}

@@ -64,8 +64,8 @@ WITH s AS (
   SELECT _i, _line,
     bh_str(StartTime) AS t_start, bh_str(ReceiptTime) AS t_rt,
     coalesce(bh_str(TimeGenerated), bh_str(_time)) AS t_gen, bh_str(EndTime) AS t_end,
-    bh_str(SourceIP) AS sip_raw, bh_ip(bh_str(SourceIP)) AS sip,
-    bh_str(DestinationIP) AS dip_raw, bh_ip(bh_str(DestinationIP)) AS dip,
+    bh_str(SourceIP) AS sip_raw, SourceIP__ip AS sip, SourceIP__ip_ok AS sip_ok,
+    bh_str(DestinationIP) AS dip_raw, DestinationIP__ip AS dip, DestinationIP__ip_ok AS dip_ok,
     bh_str(SourcePort) AS sport_raw, bh_port(bh_str(SourcePort)) AS sport,
     bh_str(DestinationPort) AS dport_raw, bh_port(bh_str(DestinationPort)) AS dport,
     bh_count(bh_str(SentBytes)) AS bytes_out, bh_count(bh_str(ReceivedBytes)) AS bytes_in,
@@ -90,8 +90,8 @@ SELECT _i, _line,
   CASE
     WHEN coalesce(t_start, t_rt, t_gen) IS NULL THEN 'missing time'
     WHEN ts IS NULL THEN 'bad time: ' || coalesce(t_start, t_rt, t_gen)
-    WHEN NOT bh_ip_ok(sip) THEN 'bad source address: ' || sip_raw
-    WHEN NOT bh_ip_ok(dip) THEN 'bad destination address: ' || dip_raw
+    WHEN NOT sip_ok THEN 'bad source address: ' || sip_raw
+    WHEN NOT dip_ok THEN 'bad destination address: ' || dip_raw
     WHEN sport_raw IS NOT NULL AND sport IS NULL THEN 'bad source port: ' || sport_raw
     WHEN dport_raw IS NOT NULL AND dport IS NULL THEN 'bad destination port: ' || dport_raw
   END AS _reject,
@@ -119,8 +119,9 @@ TIMES = ("StartTime", "ReceiptTime", "TimeGenerated", "_time", "EndTime")
 
 
 def conn_sql(source_id: str) -> str:
-    """The mapping from CommonSecurityLog columns (registered as `r`, with `<time>__ts` columns from
-    `tabular.parse_times(..., TIMES, "DeviceTimeZone", ...)`) to canonical conn rows."""
+    """The mapping from CommonSecurityLog columns (registered as `r` with the columns `map_rows` has
+    `tabular.apply_mapping` derive: `<time>__ts`, `<url>__host`, `<address>__ip` / `__ip_ok`) to
+    canonical conn rows."""
     return _SQL.replace("{allow}", _ALLOW).replace("{deny}", _DENY).replace("{source}", source_id)
 
 
@@ -129,7 +130,7 @@ def map_rows(con: duckdb.DuckDBPyConnection, rows: tabular.Rows, source_id: str,
     """CommonSecurityLog-named rows -> canonical conn rows (rejects and skips reported)."""
     return tabular.apply_mapping(con, rows, conn_sql(source_id), ctx, tally, times=TIMES,
                                  zone="DeviceTimeZone", ref=tabular.file_time(path),
-                                 hosts=("RequestURL", "DestinationHostName"))
+                                 hosts=("RequestURL", "DestinationHostName"), addresses=("SourceIP", "DestinationIP"))
 
 
 class CommonSecurityLogSource(Source):

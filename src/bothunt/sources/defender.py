@@ -88,17 +88,13 @@ REQUIRED = ("Timestamp", "ActionType", "LocalIP", "RemoteIP", "RemotePort")
 _SIGNATURE = ("ActionType", "RemoteIP", "RemotePort", "LocalIP")
 _DEVICE = ("DeviceName", "DeviceId")
 
-# The dns.log fields of a DnsConnectionInspected row's AdditionalFields that the dns table keeps.
-_DNS_FIELDS = '{"direction": "VARCHAR", "query": "VARCHAR", "qtype": "VARCHAR", "qtype_name": "VARCHAR", ' \
-              '"rcode": "VARCHAR", "rcode_name": "VARCHAR", "answers": "VARCHAR", "TTLs": "VARCHAR"}'
-
 _SQL = """
 WITH s AS (
   SELECT _i, _line,
     coalesce(bh_str(Timestamp), bh_str(_time)) AS t_raw, coalesce(Timestamp__ts, _time__ts) AS ts,
     bh_str(ActionType) AS action, bh_str(_category) AS category,
-    bh_str(RemoteIP) AS rip_raw, bh_ip(bh_str(RemoteIP)) AS rip,
-    bh_str(LocalIP) AS lip_raw, bh_ip(bh_str(LocalIP)) AS lip,
+    bh_str(RemoteIP) AS rip_raw, RemoteIP__ip AS rip, RemoteIP__ip_ok AS rip_ok,
+    bh_str(LocalIP) AS lip_raw, LocalIP__ip AS lip, LocalIP__ip_ok AS lip_ok,
     bh_str(RemotePort) AS rport_raw, bh_port(bh_str(RemotePort)) AS rport,
     bh_str(LocalPort) AS lport_raw, bh_port(bh_str(LocalPort)) AS lport,
     bh_str(InitiatingProcessAccountName) AS account, bh_str(InitiatingProcessAccountDomain) AS domain,
@@ -112,21 +108,20 @@ WITH s AS (
   SELECT *, coalesce(action = 'InboundConnectionAccepted', false) AS inbound,
     coalesce(action = 'DnsConnectionInspected', false) AS dns
   FROM s
-), d AS (  -- AdditionalFields is parsed for DNS rows only; CASE keeps malformed JSON from raising
-  SELECT *, CASE WHEN dns AND json_valid(af_raw) AND json_type(af_raw) = 'OBJECT'
-    THEN json_transform(af_raw, '{dns_fields}') END AS af
+), d AS (  -- AdditionalFields is parsed for DNS rows only; af[i] is the value at the i-th path
+  SELECT *, CASE WHEN dns THEN bh_json_object(af_raw,
+    ['$.direction', '$.query', '$.qtype', '$.qtype_name', '$.rcode', '$.rcode_name', '$.answers', '$.TTLs']) END AS af
   FROM m
 ), q AS (
-  SELECT *, bh_str(af['query']) AS q_raw, bh_str(af['answers']) AS ans_raw, bh_str(af['TTLs']) AS ttl_raw,
-    CASE lower(af['direction']) WHEN 'in' THEN true WHEN 'out' THEN false
+  SELECT *, bh_str(af[2]) AS q_raw, lower(bh_str(af[2])) AS q_low, bh_str(af[7]) AS ans_raw,
+    bh_str(af[8]) AS ttl_raw, coalesce(bh_str(af[4]), bh_str(af[3])) AS qtype,
+    coalesce(bh_str(af[6]), bh_str(af[5])) AS rcode,
+    CASE lower(af[1]) WHEN 'in' THEN true WHEN 'out' THEN false
       ELSE coalesce(lport = 53 AND rport IS DISTINCT FROM 53, false) END AS answered
   FROM d
 ), l AS (
   SELECT *,
-    CASE WHEN json_valid(ans_raw) AND json_type(ans_raw) = 'ARRAY' THEN json_transform(ans_raw, '["VARCHAR"]')
-      END AS answers,
-    CASE WHEN json_valid(ttl_raw) AND json_type(ttl_raw) = 'ARRAY' THEN json_transform(ttl_raw, '["DOUBLE"]')
-      END AS ttls,
+    bh_json_array(ans_raw, '["VARCHAR"]') AS answers, bh_json_array(ttl_raw, '["DOUBLE"]') AS ttls,
     dns AND answered AS dns_in
   FROM q
 )
@@ -150,9 +145,9 @@ SELECT _i, _line,
     WHEN ts IS NULL THEN 'bad Timestamp: ' || t_raw
     WHEN action IS NULL THEN 'missing ActionType'
     WHEN rip IS NULL THEN 'missing RemoteIP'
-    WHEN NOT bh_ip_ok(rip) THEN 'bad RemoteIP: ' || rip_raw
+    WHEN NOT rip_ok THEN 'bad RemoteIP: ' || rip_raw
     WHEN lip IS NULL THEN 'missing LocalIP'
-    WHEN NOT bh_ip_ok(lip) THEN 'bad LocalIP: ' || lip_raw
+    WHEN NOT lip_ok THEN 'bad LocalIP: ' || lip_raw
     WHEN rport_raw IS NOT NULL AND rport IS NULL THEN 'bad RemotePort: ' || rport_raw
     WHEN lport_raw IS NOT NULL AND lport IS NULL THEN 'bad LocalPort: ' || lport_raw
     WHEN dns AND af IS NULL THEN 'bad AdditionalFields: not a JSON object'
@@ -179,14 +174,13 @@ SELECT _i, _line,
   CASE WHEN NOT dns_in THEN host END AS host,
   CASE WHEN domain IS NOT NULL AND account IS NOT NULL THEN domain || '\\' || account ELSE account END AS user,
   process, pid, cmdline, server_name, remote_ip_type,
-  regexp_replace(lower(q_raw), '\\.$', '') AS query,
-  coalesce(bh_str(af['qtype_name']), bh_str(af['qtype'])) AS qtype,
-  coalesce(bh_str(af['rcode_name']), bh_str(af['rcode'])) AS rcode,
+  CASE WHEN ends_with(q_low, '.') THEN left(q_low, -1) ELSE q_low END AS query,
+  qtype, rcode,
   answers, ttls,
   'defender' AS source,
   CASE WHEN report IS NOT NULL THEN coalesce(device, '') || ':' || report END AS uid
 FROM l
-""".replace("{dns_fields}", _DNS_FIELDS)
+"""
 _CONN_COLUMNS = ["ts", "src_ip", "dst_ip", "src_port", "dst_port", "proto", "direction", "state", "action", "host",
                  "user", "process", "pid", "cmdline", "server_name", "remote_ip_type", "source", "uid"]
 _DNS_COLUMNS = ["ts", "src_ip", "host", "dst_ip", "query", "qtype", "rcode", "answers", "ttls", "source", "uid"]
@@ -211,13 +205,15 @@ class DefenderSource(Source):
         try:
             for rows in tabular.read_rows(path, ctx, FIELDS, REQUIRED):
                 table = tabular.apply_mapping(con, rows, _SQL, ctx, tally, times=("Timestamp", "_time"),
-                                               hosts=("RemoteUrl",), verbatim=("InitiatingProcessCommandLine",))
+                                               hosts=("RemoteUrl",), verbatim=("InitiatingProcessCommandLine",),
+                                               addresses=("RemoteIP", "LocalIP"))
                 is_dns = table["_dns"].combine_chunks()
-                conn = table.filter(pc.invert(is_dns)) if is_dns.true_count else table
+                conn = table.select(_CONN_COLUMNS)  # before filtering, so unused columns are not copied
+                conn = conn.filter(pc.invert(is_dns)) if is_dns.true_count else conn
                 if conn.num_rows:
-                    yield Batch("conn", conn.select(_CONN_COLUMNS))
+                    yield Batch("conn", conn)
                 if is_dns.true_count:
-                    yield Batch("dns", table.filter(is_dns).select(_DNS_COLUMNS))
+                    yield Batch("dns", table.select(_DNS_COLUMNS).filter(is_dns))
         finally:
             tally.flush(ctx)
             con.close()

@@ -8,7 +8,8 @@ below (NULL where a value is unusable), so one bad value rejects one row and nev
   field, so a newline ends a record exactly when the quotes before it are even in number. That gives
   every record its exact first line (quoted command lines may span lines) and its raw text, and a
   record with the wrong number of fields is rejected on its own instead of failing the block.
-  Header names lose a unit suffix such as Log Analytics' `TimeGenerated [UTC]`.
+  Header names lose a unit suffix such as Log Analytics' `TimeGenerated [UTC]`. The records of
+  several chunks reach the source as one batch, with rejects still reported in reading order.
 - JSON lines: each line goes to DuckDB's JSON functions as a string, so a garbage line is rejected
   with its line number and the lines around it are kept. A line may hold one flat record, a streamed
   record (`{"time", "category", "properties": {...}}`), a batch (`{"records": [...]}`, also
@@ -191,7 +192,74 @@ class _CsvHeader:
     pick: dict[str, str]  # output field -> header column
 
 
+# Records mapped at once. A source's mapping SQL costs some 25 ms a call whatever the batch (planning,
+# regex set-up), as much as 10,000 records do, so the records of several chunks are mapped together.
+# Not more: ingest holds several batches at once (prefetch queue, writers), so peak memory grows with them.
+_BATCH_ROWS = 50_000
+
+
 def _read_csv(path: Path, ctx: ReadContext, fields: Mapping[str, Sequence[str]],
+              required: Sequence[str]) -> Iterator[Rows]:
+    held = _HeldRejects(ctx)
+    batch: list[Rows] = []
+    try:
+        for rows in _csv_rows(path, ctx, held, fields, required):
+            if held.rejects:  # found after the batch's records: reported after those records' own rejects
+                if batch:
+                    yield _merge(batch)
+                    batch = []
+                held.release()
+            batch.append(rows)
+            if sum(part.table.num_rows for part in batch) >= _BATCH_ROWS:
+                yield _merge(batch)
+                batch = []
+        if batch:
+            yield _merge(batch)
+    except Exception:  # a file that fails part way still reports the rejects found before
+        held.release()
+        raise
+    held.release()
+
+
+class _HeldRejects(ReadContext):
+    """The file's context while records are split: rejects wait, in order, until the records split
+    before them have been yielded, so they are reported where chunk-by-chunk mapping reported them.
+    Notes pass straight through."""
+
+    def __init__(self, ctx: ReadContext) -> None:
+        super().__init__(ctx.file)
+        self.ctx = ctx
+        self.rejects: list[tuple[int | None, str, str | bytes]] = []
+
+    def reject(self, line: int | None, reason: str, raw: str | bytes = "") -> None:
+        self.rejects.append((line, reason, raw))
+
+    def note(self, text: str) -> None:
+        self.ctx.note(text)
+
+    def release(self) -> None:
+        for line, reason, raw in self.rejects:
+            self.ctx.reject(line, reason, raw)
+        self.rejects.clear()
+
+
+def _merge(parts: list[Rows]) -> Rows:
+    """One batch of the records of `parts` (as `_parse_csv` yields them), numbered anew."""
+    if len(parts) == 1:
+        return parts[0]
+    table = pa.concat_tables([part.table for part in parts])
+    table = table.set_column(table.schema.get_field_index("_i"), "_i",
+                             pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    first = np.cumsum([0] + [part.table.num_rows for part in parts])
+
+    def raw(i: int) -> str | bytes:
+        k = int(np.searchsorted(first, i, side="right")) - 1
+        return parts[k].raw(i - int(first[k]))
+
+    return Rows(table, raw)
+
+
+def _csv_rows(path: Path, ctx: ReadContext, held: _HeldRejects, fields: Mapping[str, Sequence[str]],
               required: Sequence[str]) -> Iterator[Rows]:
     header: _CsvHeader | None = None
     pending, pending_line = b"", 1
@@ -208,12 +276,12 @@ def _read_csv(path: Path, ctx: ReadContext, fields: Mapping[str, Sequence[str]],
             data, line0 = data[recs.cut_first:], line0 + recs.lines_in_first
         recs = _records(data, line0, header.delimiter.encode())
         pending, pending_line = data[recs.cut:], recs.next_line
-        yield from _parse_csv(data[: recs.cut], recs, header, ctx, fields)
+        yield from _parse_csv(data[: recs.cut], recs, header, held, fields)
     if header is None and not pending.strip():
         raise InputError("empty CSV file (no header row)", file=str(path))
     if header is not None and pending.strip():  # an open quote ran to the end: retry line by line
         tail = pending + b"\n"
-        yield from _parse_csv(tail, _records(tail, pending_line, header.delimiter.encode(), True), header, ctx,
+        yield from _parse_csv(tail, _records(tail, pending_line, header.delimiter.encode(), True), header, held,
                               fields)
 
 
@@ -236,32 +304,89 @@ class _Records:
 
 def _records(buf: bytes, line0: int, delim: bytes, per_line: bool = False) -> _Records:
     """Records of `buf` (complete ones up to `cut`) with their first line and field count. With
-    `per_line`, every line is a record: the retry for a quote that is not RFC 4180 quoting."""
+    `per_line`, every line is a record: the retry for a quote that is not RFC 4180 quoting.
+
+    A delimiter or newline is inside quotes when an odd number of quotes precede it in its record.
+    Exports quote every field, so quotes outnumber delimiters; the parity of every byte is therefore
+    computed on bit masks, 64 bytes to a word, and only newlines are looked at one by one."""
     a = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(a == 10)
-    quotes = np.flatnonzero(a == 34)
-    ends_nl = nl if per_line else nl[(np.searchsorted(quotes, nl) & 1) == 0]  # newlines outside quotes
-    cut = int(ends_nl[-1]) + 1 if len(ends_nl) else 0
-    if cut == 0:  # no record is complete yet (a quoted field runs past the end of `buf`)
+    nl, (quotes, delims) = _scan(a, (34, delim[0]))
+    inside = _prefix_parity(quotes)
+    # Indices into `nl` of the newlines that end records.
+    at = np.arange(len(nl)) if per_line else np.flatnonzero(_bit_at(inside, nl) == 0)
+    if len(at) == 0:  # no record is complete yet (a quoted field runs past the end of `buf`)
         none = np.zeros(0, np.int64)
         return _Records(none, none, none, none, 0, line0, per_line=per_line)
-    starts = np.concatenate([[0], ends_nl[:-1] + 1]).astype(np.int64) if len(ends_nl) else np.zeros(0, np.int64)
-    ends = ends_nl.astype(np.int64)
-    if len(ends):
-        cr = (ends > starts) & (a[np.maximum(ends - 1, 0)] == 13)
-        ends = ends - cr
-    lines = line0 + np.searchsorted(nl, starts)
-    next_line = line0 + int(np.searchsorted(nl, cut))
-    delims = np.flatnonzero(a == delim[0])
-    owner = np.searchsorted(starts, delims, side="right") - 1  # the record each delimiter is in
-    inside = (np.searchsorted(quotes, delims) - np.searchsorted(quotes, starts[np.maximum(owner, 0)])) & 1
-    delims = delims[inside == 0]
-    nfields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
-    cut_first = int(ends_nl[0]) + 1 if len(ends_nl) else 0
-    lines_in_first = int(np.searchsorted(nl, cut_first))
+    ends_nl = nl[at]
+    cut = int(ends_nl[-1]) + 1
+    starts = np.concatenate([[0], ends_nl[:-1] + 1])
+    lines = line0 + np.concatenate([[0], at[:-1] + 1])
+    cr = (ends_nl > starts) & (a[np.maximum(ends_nl - 1, 0)] == 13)
+    ends = ends_nl - cr
+    outside = _prefix_count(delims & ~inside)
+    nfields = 1 + outside(ends) - outside(starts)
+    # The per-line retry restarts the count at every line: where a line starts after an odd number
+    # of quotes, its delimiters outside quotes are those the whole-buffer parity puts inside.
+    odd = (_bit_at(inside, np.maximum(starts - 1, 0)) == 1) & (starts > 0)
+    if odd.any():
+        flipped = _prefix_count(delims & inside)
+        nfields[odd] = 1 + flipped(ends[odd]) - flipped(starts[odd])
     keep = ends > starts
-    return _Records(starts[keep], ends[keep], lines[keep], nfields[keep], cut, next_line, cut_first,
-                    lines_in_first, per_line)
+    return _Records(starts[keep], ends[keep], lines[keep], nfields[keep], cut, line0 + int(at[-1]) + 1,
+                    int(ends_nl[0]) + 1, int(at[0]) + 1, per_line)
+
+
+# Bit masks: bit i of word k stands for byte 64k + i; a spare zero word lets a lookup at the end of
+# the buffer (a record ending there) stay in bounds.
+_WORD = np.dtype("<u8")
+# Bytes compared at a time (a multiple of 8): masks of a whole chunk at once would be 16 MiB
+# temporaries, whose fresh pages cost the kernel as much time as the comparisons cost numpy.
+_BLOCK = 1 << 18
+
+
+def _scan(a: np.ndarray, values: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Positions of the newlines in `a`, and one bit mask per value: where `a` holds it."""
+    masks = [np.zeros(len(a) // 64 + 2, _WORD) for _ in values]
+    hit = np.empty(min(len(a), _BLOCK), dtype=bool)
+    newlines = []
+    for lo in range(0, len(a), _BLOCK):
+        block = a[lo: lo + _BLOCK]
+        found = hit[: len(block)]
+        np.equal(block, 10, out=found)
+        newlines.append(np.flatnonzero(found) + lo)
+        for mask, value in zip(masks, values, strict=True):
+            np.equal(block, value, out=found)
+            bits = np.packbits(found, bitorder="little")
+            mask.view(np.uint8)[lo // 8: lo // 8 + len(bits)] = bits
+    return (np.concatenate(newlines) if newlines else np.zeros(0, np.int64)), masks
+
+
+def _prefix_parity(words: np.ndarray) -> np.ndarray:
+    """Bit i set when an odd number of bits are set in positions 0..i (inclusive)."""
+    x = words.copy()
+    shifted = np.empty_like(x)
+    for shift in (1, 2, 4, 8, 16, 32):
+        np.left_shift(x, np.uint64(shift), out=shifted)
+        x ^= shifted
+    odd_word = x >> np.uint64(63)
+    carry = np.bitwise_xor.accumulate(odd_word) ^ odd_word  # parity of all earlier words
+    x ^= np.uint64(0) - carry  # all ones after an odd count: flip every bit
+    return x
+
+
+def _bit_at(words: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return ((words[pos >> 6] >> (pos & 63).astype(_WORD)) & np.uint64(1)).astype(np.int64)
+
+
+def _prefix_count(words: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving, for each position p, how many bits are set before p."""
+    before = np.concatenate([[0], np.cumsum(np.bitwise_count(words), dtype=np.int64)])
+
+    def count(pos: np.ndarray) -> np.ndarray:
+        below = (np.uint64(1) << (pos & 63).astype(_WORD)) - np.uint64(1)
+        return before[pos >> 6] + np.bitwise_count(words[pos >> 6] & below).astype(np.int64)
+
+    return count
 
 
 def _header(path: Path, ctx: ReadContext, raw: bytes, fields: Mapping[str, Sequence[str]],
@@ -316,7 +441,9 @@ def _parse_csv(buf: bytes, recs: _Records, header: _CsvHeader, ctx: ReadContext,
         starts, ends, lines = recs.starts, recs.ends, recs.lines
     table = pacsv.read_csv(
         pa.py_buffer(buf),
-        read_options=pacsv.ReadOptions(column_names=header.names),
+        # One thread: Arrow's threads save little wall time on a chunk and cost half again in CPU,
+        # and ingest already keeps both cores busy (parsing overlaps Parquet writing).
+        read_options=pacsv.ReadOptions(column_names=header.names, use_threads=False),
         parse_options=pacsv.ParseOptions(delimiter=header.delimiter, newlines_in_values=True,
                                           ignore_empty_lines=True, invalid_row_handler=_bad_row(ctx, ncols)),
         convert_options=pacsv.ConvertOptions(
@@ -489,12 +616,23 @@ def _sql_str(text: str) -> str:
 
 _MACROS = r"""
 CREATE MACRO bh_str(x) AS nullif(x, '');
-CREATE MACRO bh_ip(x) AS lower(regexp_replace(x, '^::ffff:(\d{1,3}(\.\d{1,3}){3})$', '\1', 'i'));
+CREATE MACRO bh_ip(x) AS CASE WHEN starts_with(x, '::')
+  THEN lower(regexp_replace(x, '^::ffff:(\d{1,3}(\.\d{1,3}){3})$', '\1', 'i')) ELSE lower(x) END;
 CREATE MACRO bh_ip_ok(x) AS regexp_full_match(x, '((25[0-5]|2[0-4]\d|[01]?\d?\d)\.){3}(25[0-5]|2[0-4]\d|[01]?\d?\d)')
   OR regexp_full_match(x, '[0-9a-f]*:[0-9a-f:.]*(%[0-9a-z_.\-]+)?');
-CREATE MACRO bh_port(x) AS CASE WHEN regexp_full_match(x, '\d{1,5}(\.0+)?')
-  AND split_part(x, '.', 1)::INTEGER <= 65535 THEN split_part(x, '.', 1)::INTEGER END;
-CREATE MACRO bh_count(x) AS CASE WHEN regexp_full_match(x, '\d{1,18}(\.0+)?') THEN split_part(x, '.', 1)::BIGINT END;
+CREATE MACRO bh_port(x) AS CASE
+  WHEN regexp_full_match(x, '\d{1,5}') THEN CASE WHEN x::INTEGER <= 65535 THEN x::INTEGER END
+  WHEN regexp_full_match(x, '\d{1,5}\.0+') AND split_part(x, '.', 1)::INTEGER <= 65535
+    THEN split_part(x, '.', 1)::INTEGER END;
+CREATE MACRO bh_count(x) AS CASE WHEN regexp_full_match(x, '\d{1,18}') THEN x::BIGINT
+  WHEN regexp_full_match(x, '\d{1,18}\.0+') THEN split_part(x, '.', 1)::BIGINT END;
+-- A JSON object's values at `paths` as strings (nested values as JSON text), and a JSON array read
+-- into `shape`; NULL when the text is not valid JSON of that kind. One parse each: json_valid and
+-- json_type would each parse the text again.
+CREATE MACRO bh_json_object(x, paths) AS CASE WHEN starts_with(ltrim(x, ' ' || chr(9) || chr(10) || chr(13)), '{')
+  THEN try(json_extract_string(x, paths)) END;
+CREATE MACRO bh_json_array(x, shape) AS CASE WHEN starts_with(ltrim(x, ' ' || chr(9) || chr(10) || chr(13)), '[')
+  THEN try(json_transform(x, shape)) END;
 CREATE MACRO bh_proto(p) AS CASE
   WHEN p IS NULL OR lower(p) IN ('unknown', '-', 'n/a') THEN NULL
   WHEN lower(p) LIKE 'tcp%' OR p = '6' THEN 'tcp'
@@ -506,35 +644,86 @@ CREATE MACRO bh_host0(u) AS regexp_replace(regexp_replace(regexp_replace(trim(u)
 CREATE MACRO bh_host1(h) AS CASE WHEN length(h) - length(replace(h, ':', '')) = 1
   THEN regexp_replace(h, ':\d*$', '') ELSE regexp_replace(h, '^\[(.*)\](:\d*)?$', '\1') END;
 CREATE MACRO bh_host2(h) AS nullif(rtrim(lower(h), '.'), '');
-CREATE MACRO bh_url_host(u) AS CASE WHEN bh_ip_ok(lower(bh_host1(bh_host0(u)))) THEN NULL
-  ELSE bh_host2(bh_host1(bh_host0(u))) END;
-CREATE MACRO bh_localize(naive, z) AS CASE
-  WHEN naive IS NULL THEN NULL
-  WHEN z IS NULL OR upper(z) IN ('UTC', 'GMT', 'Z', 'UT') THEN naive::TIMESTAMPTZ
-  WHEN regexp_full_match(z, '[+-]\d{2}:?\d{2}') THEN (naive - to_minutes(
-    (CASE WHEN z[1] = '-' THEN -1 ELSE 1 END) * (z[2:3]::INTEGER * 60 + right(z, 2)::INTEGER)))::TIMESTAMPTZ
-  WHEN regexp_full_match(z, '{zones}') THEN timezone(z, naive) END;
 CREATE MACRO bh_zone(x) AS nullif(regexp_extract(x, '\s((?:[A-Za-z][A-Za-z0-9_/+\-]*)|(?:[+-]\d{2}:?\d{2}))$', 1), '');
 CREATE MACRO bh_frac6(x) AS regexp_replace(x, '(\.\d{6})\d+', '\1');
-CREATE MACRO bh_rollback(t, ref) AS CASE WHEN t > ref + INTERVAL 1 DAY THEN t - INTERVAL 1 YEAR ELSE t END;
 CREATE MACRO bh_us_time(x) AS try_strptime(bh_frac6(x), ['%m/%d/%Y, %I:%M:%S.%f %p', '%m/%d/%Y, %I:%M:%S %p',
   '%m/%d/%Y %I:%M:%S.%f %p', '%m/%d/%Y %I:%M:%S %p', '%m/%d/%Y, %H:%M:%S.%f', '%m/%d/%Y, %H:%M:%S',
   '%m/%d/%Y %H:%M:%S.%f', '%m/%d/%Y %H:%M:%S']);
-CREATE MACRO bh_mon_time(b, ref) AS CASE
-  WHEN regexp_full_match(b, '[A-Za-z]{3}\s+\d{1,2}\s+\d{4}\s+\d{1,2}:\d{2}:\d{2}(\.\d+)?')
-    THEN try_strptime(bh_frac6(b), ['%b %d %Y %H:%M:%S.%f', '%b %d %Y %H:%M:%S'])
-  WHEN regexp_full_match(b, '[A-Za-z]{3}\s+\d{1,2}\s+\d{1,2}:\d{2}:\d{2}(\.\d+)?')
-    THEN bh_rollback(try_strptime(regexp_replace(bh_frac6(b), '^([A-Za-z]{3}\s+\d{1,2})\s+',
-      '\1 ' || year(ref)::VARCHAR || ' '), ['%b %d %Y %H:%M:%S.%f', '%b %d %Y %H:%M:%S']), ref) END;
-CREATE MACRO bh_ts(x, dtz, ref) AS CASE
-  WHEN x IS NULL THEN NULL
-  WHEN regexp_full_match(x, '\d{12,14}') THEN make_timestamp(x::BIGINT * 1000)::TIMESTAMPTZ
-  WHEN regexp_full_match(x, '\d{9,11}(\.\d+)?') THEN to_timestamp(x::DOUBLE)
-  WHEN regexp_matches(x, '^\d{4}-\d{2}-\d{2}') THEN try_cast(x AS TIMESTAMPTZ)
-  WHEN regexp_matches(x, '^\d{1,2}/\d{1,2}/\d{4}') THEN bh_localize(bh_us_time(x), dtz)
-  WHEN regexp_matches(x, '^[A-Za-z]{3}\s') THEN bh_localize(
-    bh_mon_time(CASE WHEN bh_zone(x) IS NULL THEN x ELSE rtrim(x[:-(length(bh_zone(x)) + 1)]) END, ref),
-    coalesce(bh_zone(x), dtz)) END;
+CREATE TABLE bh_zone_names AS SELECT name FROM pg_timezone_names();
+"""
+
+
+# Queries over `bh_distinct` (x, z, k) that return `v` in order of k. A macro is expanded wherever it
+# is named, so nested macros repeated their arguments' work (and planning) many times over; here each
+# step is a column of its own, computed once.
+
+# An address as `bh_ip` writes it, and whether `bh_ip_ok` takes it: addresses repeat, and those
+# regexes were the costliest per-record expressions of the mapping SQL.
+_ADDRESS_SQL = r"""
+WITH a AS (SELECT k, bh_ip(bh_str(x)) AS ip FROM bh_distinct)
+SELECT {'ip': ip, 'ok': bh_ip_ok(ip)} AS v FROM a ORDER BY k
+"""
+
+# The host of a URL-ish value: lower-case, without scheme, user, path, port or trailing dot; NULL when
+# empty or an IP literal.
+_URL_HOST_SQL = r"""
+WITH a AS (SELECT k, bh_host0(bh_str(x)) AS h0 FROM bh_distinct),
+b AS (SELECT k, bh_host1(h0) AS h1 FROM a)
+SELECT CASE WHEN bh_ip_ok(lower(h1)) THEN NULL ELSE bh_host2(h1) END AS v FROM b ORDER BY k
+"""
+
+# A time as UTC: epoch milliseconds or seconds, ISO 8601 (naive is UTC), US `5/1/2024, 12:34:56.123 PM`,
+# or syslog / CEF `MMM dd [yyyy] HH:mm:ss[.fff] [zone]`. US and syslog times are local to the zone the
+# text names, else to `z`, else UTC; a year-less time lands in the year of {ref}, a year earlier when
+# that would put it more than a day after {ref}.
+_TS_SQL = r"""
+WITH a AS (
+  SELECT k, bh_str(x) AS x, bh_str(z) AS dtz FROM bh_distinct
+), b AS (
+  SELECT *, CASE
+    WHEN x IS NULL THEN NULL
+    WHEN regexp_full_match(x, '\d{12,14}') THEN 'ms'
+    WHEN regexp_full_match(x, '\d{9,11}(\.\d+)?') THEN 's'
+    WHEN regexp_matches(x, '^\d{4}-\d{2}-\d{2}') THEN 'iso'
+    WHEN regexp_matches(x, '^\d{1,2}/\d{1,2}/\d{4}') THEN 'us'
+    WHEN regexp_matches(x, '^[A-Za-z]{3}\s') THEN 'mon' END AS kind
+  FROM a
+), c AS (
+  SELECT *, CASE WHEN kind = 'mon' THEN bh_zone(x) END AS xz FROM b
+), d AS (
+  SELECT *, CASE WHEN xz IS NULL THEN x ELSE rtrim(x[:-(length(xz) + 1)]) END AS body,
+    CASE kind WHEN 'us' THEN dtz WHEN 'mon' THEN coalesce(xz, dtz) END AS zone
+  FROM c
+), e AS (
+  SELECT *, CASE WHEN kind = 'mon' THEN CASE
+      WHEN regexp_full_match(body, '[A-Za-z]{3}\s+\d{1,2}\s+\d{4}\s+\d{1,2}:\d{2}:\d{2}(\.\d+)?') THEN 'year'
+      WHEN regexp_full_match(body, '[A-Za-z]{3}\s+\d{1,2}\s+\d{1,2}:\d{2}:\d{2}(\.\d+)?') THEN 'no year'
+    END END AS form
+  FROM d
+), f AS (
+  SELECT *, CASE
+    WHEN kind = 'us' THEN bh_us_time(x)
+    WHEN form = 'year' THEN try_strptime(bh_frac6(body), ['%b %d %Y %H:%M:%S.%f', '%b %d %Y %H:%M:%S'])
+    WHEN form = 'no year' THEN try_strptime(regexp_replace(bh_frac6(body), '^([A-Za-z]{3}\s+\d{1,2})\s+',
+      '\1 ' || year({ref})::VARCHAR || ' '), ['%b %d %Y %H:%M:%S.%f', '%b %d %Y %H:%M:%S']) END AS parsed
+  FROM e
+), g AS (
+  SELECT *, CASE WHEN form = 'no year' AND parsed > {ref} + INTERVAL 1 DAY THEN parsed - INTERVAL 1 YEAR
+    ELSE parsed END AS naive
+  FROM f
+)
+SELECT CASE kind
+  WHEN 'ms' THEN make_timestamp(x::BIGINT * 1000)::TIMESTAMPTZ
+  WHEN 's' THEN to_timestamp(x::DOUBLE)
+  WHEN 'iso' THEN try_cast(x AS TIMESTAMPTZ)
+  ELSE CASE
+    WHEN naive IS NULL THEN NULL
+    WHEN zone IS NULL OR upper(zone) IN ('UTC', 'GMT', 'Z', 'UT') THEN naive::TIMESTAMPTZ
+    WHEN regexp_full_match(zone, '[+-]\d{2}:?\d{2}') THEN (naive - to_minutes(
+      (CASE WHEN zone[1] = '-' THEN -1 ELSE 1 END) * (zone[2:3]::INTEGER * 60 + right(zone, 2)::INTEGER)))::TIMESTAMPTZ
+    WHEN zone IN (SELECT name FROM bh_zone_names) THEN timezone(zone, naive) END
+  END AS v
+FROM g ORDER BY k
 """
 
 
@@ -549,10 +738,10 @@ def connect() -> duckdb.DuckDBPyConnection:
         if not _DB:
             db = duckdb.connect()
             db.execute("SET GLOBAL TimeZone = 'UTC'")
-            # Zone names as one regex: an IN-subquery would be planned as a join over every row.
-            names = sorted((r[0] for r in db.sql("SELECT name FROM pg_timezone_names()").fetchall()),
-                           key=len, reverse=True)
-            db.execute(_MACROS.replace("{zones}", "|".join(re.escape(n) for n in names)))
+            # One thread: a batch of records is too small for a second one to pay for its set-up, and
+            # ingest keeps both cores busy anyway (sources feed Parquet writers).
+            db.execute("SET threads = 1")
+            db.execute(_MACROS)
             _DB.append(db)
         return _DB[0].cursor()
 
@@ -564,13 +753,14 @@ def file_time(path: Path) -> str:
 
 
 def parse_times(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: Sequence[str],
-                zone: str | None, ref: str) -> pa.Table:
+                zone: str | None, ref: str, trimmed: bool = False) -> pa.Table:
     """Append `<column>__ts` (UTC) for each time column. A column that is all ISO 8601 with an offset
-    (Defender, Sentinel) is cast by Arrow at once; the others go through `bh_ts` once per distinct
-    (text, zone) pair: log times repeat, and that parser is a chain of regexes."""
+    (Defender, Sentinel) is cast by Arrow at once; the others go through `_TS_SQL` once per distinct
+    (text, zone) pair: log times repeat, and that parser is a chain of regexes. With `trimmed`, the
+    values are known to have no surrounding blanks."""
     slow: list[str] = []
     for col in columns:
-        x = pc.utf8_trim_whitespace(table[col].combine_chunks())
+        x = table[col] if trimmed else pc.utf8_trim_whitespace(table[col].combine_chunks())
         first = x.drop_null()[:1].to_pylist()
         try:
             if first and not _ISO.match(first[0]):
@@ -582,7 +772,7 @@ def parse_times(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: Sequen
         table = table.append_column(f"{col}__ts", ts)
     if slow:
         zones = table[zone] if zone is not None else None
-        parsed = distinct_sql(con, [table[c] for c in slow], f"bh_ts(bh_str(x), bh_str(z), {ref})", zones)
+        parsed = _distinct(con, [table[c] for c in slow], _TS_SQL.replace("{ref}", ref), zones, trimmed)
         for col, ts in zip(slow, parsed, strict=True):
             table = table.append_column(f"{col}__ts", ts.cast(TS_TYPE))
     return table
@@ -592,9 +782,20 @@ def distinct_sql(con: duckdb.DuckDBPyConnection, columns: Sequence[pa.ChunkedArr
                  zones: pa.ChunkedArray | None = None) -> list[pa.Array]:
     """Evaluate the SQL expression `expr` of `x` (and `z`, the matching value of `zones`) once per
     distinct value across `columns`, and return one result array per column."""
+    return _distinct(con, columns, f"SELECT {expr} AS v FROM bh_distinct ORDER BY k", zones)
+
+
+def _distinct(con: duckdb.DuckDBPyConnection, columns: Sequence[pa.ChunkedArray | pa.Array], query: str,
+              zones: pa.ChunkedArray | None = None, trimmed: bool = False) -> list[pa.Array]:
+    """Run `query` over `bh_distinct` (x, z, k): the distinct values across `columns` (with the matching
+    value of `zones`), without surrounding blanks (`trimmed`: they have none); its `v`, in order of k,
+    is spread back to one result array per column."""
+    if zones is not None and zones.null_count == len(zones):
+        zones = None  # a key without a zone reads the same as one with an empty zone
     keys = []
     for col in columns:
-        x = pc.utf8_trim_whitespace(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+        x = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        x = x if trimmed else pc.utf8_trim_whitespace(x)
         if zones is not None:
             x = pc.binary_join_element_wise(x, pc.fill_null(zones.combine_chunks(), ""), "\x1f")
         keys.append(x)
@@ -607,7 +808,7 @@ def distinct_sql(con: duckdb.DuckDBPyConnection, columns: Sequence[pa.ChunkedArr
     distinct = distinct.append_column("k", pa.array(np.arange(distinct.num_rows, dtype=np.int64)))
     con.register("bh_distinct", distinct)
     try:
-        values = con.sql(f"SELECT {expr} AS v FROM bh_distinct ORDER BY k").to_arrow_table()["v"]
+        values = con.sql(query).to_arrow_table()["v"]
     finally:
         con.unregister("bh_distinct")
     out = values.combine_chunks().take(enc.indices)
@@ -617,21 +818,29 @@ def distinct_sql(con: duckdb.DuckDBPyConnection, columns: Sequence[pa.ChunkedArr
 
 def apply_mapping(con: duckdb.DuckDBPyConnection, rows: Rows, sql: str, ctx: ReadContext, tally: Tally,
                   times: Sequence[str] = (), zone: str | None = None, ref: str = "NULL::TIMESTAMP",
-                  hosts: Sequence[str] = (), verbatim: Sequence[str] = ()) -> pa.Table:
+                  hosts: Sequence[str] = (), verbatim: Sequence[str] = (),
+                  addresses: Sequence[str] = ()) -> pa.Table:
     """Run a source's mapping SQL over `rows`, registered as `r` with `<time>__ts` columns parsed from
-    `times` and `<url>__host` columns (`bh_url_host`, per distinct value) from `hosts`. Values lose
-    surrounding blanks, except the free-text columns named in `verbatim`. The SQL returns `_i`,
-    `_line`, `_skip` and `_reject` besides canonical columns; rejects and skips are reported here and
-    the canonical rows returned."""
+    `times`, `<url>__host` columns (`_URL_HOST_SQL`) from `hosts`, and `<address>__ip` and
+    `<address>__ip_ok` columns (`_ADDRESS_SQL`) from `addresses`; the last two are computed once per
+    distinct value. Values lose surrounding blanks, except the free-text columns named in `verbatim`.
+    The SQL returns `_i`, `_line`, `_skip` and `_reject` besides canonical columns; rejects and skips
+    are reported here and the canonical rows returned."""
     table = rows.table
     for k, fld in enumerate(table.schema):
         if fld.type == pa.string() and fld.name not in verbatim:  # Arrow trims fast, DuckDB does not
             table = table.set_column(k, fld.name, pc.utf8_trim_whitespace(table.column(k)))
-    table = parse_times(con, table, times, zone, ref) if times else table
+    table = parse_times(con, table, times, zone, ref, trimmed=not set(times) & set(verbatim)) if times else table
     if hosts:
-        derived = distinct_sql(con, [table[c] for c in hosts], "bh_url_host(bh_str(x))")
+        derived = _distinct(con, [table[c] for c in hosts], _URL_HOST_SQL, trimmed=not set(hosts) & set(verbatim))
         for col, values in zip(hosts, derived, strict=True):
             table = table.append_column(f"{col}__host", values)
+    if addresses:
+        derived = _distinct(con, [table[c] for c in addresses], _ADDRESS_SQL,
+                            trimmed=not set(addresses) & set(verbatim))
+        for col, values in zip(addresses, derived, strict=True):
+            table = table.append_column(f"{col}__ip", pc.struct_field(values, "ip"))
+            table = table.append_column(f"{col}__ip_ok", pc.struct_field(values, "ok"))
     con.register("r", table)
     try:
         out = con.sql(sql).to_arrow_table()
@@ -640,13 +849,16 @@ def apply_mapping(con: duckdb.DuckDBPyConnection, rows: Rows, sql: str, ctx: Rea
     finally:
         con.unregister("r")
     skip, reject = out["_skip"], out["_reject"]
+    internal = ["_i", "_line", "_skip", "_reject"]
+    if skip.null_count == reject.null_count == out.num_rows:  # most batches: every record maps
+        return out.drop_columns(internal)
     if skip.null_count < out.num_rows:
         for item in pc.value_counts(skip.drop_null()).to_pylist():
             tally.counts[item["values"]] += item["counts"]
     if reject.null_count < out.num_rows:
-        bad = out.filter(pc.and_(pc.is_null(skip), pc.is_valid(reject)))
+        bad = out.select(["_i", "_line", "_reject"]).filter(pc.and_(pc.is_null(skip), pc.is_valid(reject)))
         for i, line, reason in zip(bad["_i"].to_pylist(), bad["_line"].to_pylist(),
                                    bad["_reject"].to_pylist(), strict=True):
             ctx.reject(line, reason, rows.raw(i))
     keep = pc.and_(pc.is_null(skip), pc.is_null(reject))
-    return out.filter(keep).drop_columns(["_i", "_line", "_skip", "_reject"])
+    return out.drop_columns(internal).filter(keep)
