@@ -346,3 +346,42 @@ def test_chunks_mapped_together_report_rejects_in_reading_order(tmp_path, monkey
                                tabular.read_rows(path, ReadContext(str(path)), FIELDS, REQUIRED)]
     # A reject found while splitting ends a batch, so that it is reported after the records before it.
     assert batches == {1: [1, 1, 1, 1, 1, 1], 2: [2, 1, 2, 1], 100_000: [3, 3]}
+
+
+def _numbered(n: int) -> list[dict]:
+    base_row = GOOD[1]
+    return [{**base_row, "ReportId": str(20000 + i), "Timestamp": f"2024-05-01T13:{i // 60:02d}:{i % 60:02d}Z"}
+            for i in range(n)]
+
+
+def test_a_quote_that_never_closes_costs_its_line_with_bounded_buffers(tmp_path, monkeypatch):
+    # `"ws01...` opens a quoted field that never closes: by RFC 4180 the rest of the file is one record.
+    # Past MAX_OPEN_RECORD the reader goes line by line, as it does at the end of the file, so memory
+    # stays bounded on a 10 GB export and the result is the same as when the whole file is read.
+    text = to_csv(_numbered(300)).split("\r\n")
+    text[3] = text[3].replace(",ws01.corp.example,", ',"ws01.corp.example,', 1)
+    path = tmp_path / "open-quote.csv"
+    path.write_text("\r\n".join(text))
+    table, rejects, _ = read(path)  # the whole file is below the cap: retried line by line at its end
+    assert [r[0] for r in rejects] == [4] and table.num_rows == 299
+
+    seen: list[int] = []
+    scan = tabular._records
+    monkeypatch.setattr(tabular, "_records", lambda buf, *a, **k: seen.append(len(buf)) or scan(buf, *a, **k))
+    monkeypatch.setattr(tabular, "MAX_OPEN_RECORD", 4000)
+    monkeypatch.setattr(tabular, "iter_chunks", functools.partial(base.iter_chunks, size=1000))
+    small, small_rejects, _ = read(path)
+    assert [r[:2] for r in small_rejects] == [r[:2] for r in rejects]
+    assert small.to_pylist() == table.to_pylist()
+    assert path.stat().st_size > 50_000 and max(seen) < 4000 + 2 * 1000 + 1000  # cap + chunk + a line
+
+
+def test_bytes_that_are_not_utf8_are_replaced_and_the_rows_kept(tmp_path):
+    rows = _numbered(5)
+    data = to_csv(rows).encode("utf-8").replace(b"ws01.corp.example", b"ws01.corp\xff\xfeexample", 2)
+    path = tmp_path / "latin.csv"
+    path.write_bytes(data)
+    table, rejects, ctx = read(path)
+    assert rejects == [] and table.num_rows == 5
+    assert table["host"].to_pylist()[:3] == ["ws01.corp\ufffd\ufffdexample"] * 2 + ["ws01.corp.example"]
+    assert any("line(s) 2, 3: bytes that are not UTF-8 replaced with U+FFFD; rows kept" in n for n in ctx.notes)

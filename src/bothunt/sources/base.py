@@ -212,3 +212,27 @@ def blank_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
     solid = np.add.reduceat(~_WHITESPACE[buf], starts[filled], dtype=np.int64)
     blank[filled[solid == 0]] = True
     return blank
+
+
+def utf8_safe(data: bytes, first_line: int, ctx: ReadContext) -> bytes:
+    """Valid UTF-8 for pyarrow: bytes that are not UTF-8 become U+FFFD, so the row is kept; the lines
+    concerned are noted. Line count and order do not change. `data` holds whole lines."""
+    if data.isascii():
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    buf = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], ends + 1))
+    bad = []
+    for i in np.unique(np.searchsorted(ends, np.flatnonzero(buf >= 0x80))).tolist():
+        try:
+            data[int(starts[i]): int(ends[i]) if i < len(ends) else len(data)].decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(first_line + i)
+    shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+    ctx.note(f"line(s) {shown}: bytes that are not UTF-8 replaced with U+FFFD; rows kept")
+    return data.decode("utf-8", errors="replace").encode("utf-8")

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from bothunt.errors import InputError
-from bothunt.sources.base import ReadContext, is_gzip, iter_chunks, read_head
+from bothunt.sources.base import ReadContext, is_gzip, iter_chunks, read_head, utf8_safe
 
 BOM = b"\xef\xbb\xbf"
 _UNIT_SUFFIX = re.compile(r"\s*\[([^\]]*)\]\s*$")
@@ -196,6 +196,9 @@ class _CsvHeader:
 # regex set-up), as much as 10,000 records do, so the records of several chunks are mapped together.
 # Not more: ingest holds several batches at once (prefetch queue, writers), so peak memory grows with them.
 _BATCH_ROWS = 50_000
+# An open quoted record longer than this is a stray quote, not a field (Windows caps a command line at
+# 32,767 characters; Defender's AdditionalFields are a few KiB).
+MAX_OPEN_RECORD = 1 << 20
 
 
 def _read_csv(path: Path, ctx: ReadContext, fields: Mapping[str, Sequence[str]],
@@ -264,7 +267,8 @@ def _csv_rows(path: Path, ctx: ReadContext, held: _HeldRejects, fields: Mapping[
     header: _CsvHeader | None = None
     pending, pending_line = b"", 1
     for first_line, chunk in iter_chunks(path, ctx):
-        data = pending + chunk
+        # pyarrow fails a whole chunk on one byte that is not UTF-8: replace such bytes, keep the rows.
+        data = pending + utf8_safe(chunk, first_line, ctx)
         line0 = pending_line if pending else first_line
         if header is None:
             data = data[3:] if data.startswith(BOM) else data
@@ -277,6 +281,15 @@ def _csv_rows(path: Path, ctx: ReadContext, held: _HeldRejects, fields: Mapping[
         recs = _records(data, line0, header.delimiter.encode())
         pending, pending_line = data[recs.cut:], recs.next_line
         yield from _parse_csv(data[: recs.cut], recs, header, held, fields)
+        if len(pending) > MAX_OPEN_RECORD:
+            # A quote that opens and never closes would make the rest of the file one record, held in
+            # memory and scanned again on every chunk. No telemetry field spans this much: read the
+            # stretch line by line (as at the end of the file), so the stray quote costs one reject.
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                lines = _records(pending[:cut], pending_line, header.delimiter.encode(), True)
+                yield from _parse_csv(pending[:cut], lines, header, held, fields)
+                pending, pending_line = pending[cut:], lines.next_line
     if header is None and not pending.strip():
         raise InputError("empty CSV file (no header row)", file=str(path))
     if header is not None and pending.strip():  # an open quote ran to the end: retry line by line

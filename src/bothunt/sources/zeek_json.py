@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from bothunt.sources import zeek_tsv
-from bothunt.sources.base import ReadContext, iter_chunks
-from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields, utf8_safe, whitespace_lines
+from bothunt.sources.base import ReadContext, iter_chunks, utf8_safe
+from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields, whitespace_lines
 
 _TS_IS_TEXT = re.compile(rb'"ts"\s*:\s*"')
 BLOCK_BYTES = 4 << 20

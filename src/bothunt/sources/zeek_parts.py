@@ -228,25 +228,3 @@ def convert_strings(col: pa.ChunkedArray | pa.Array, target: pa.DataType) -> tup
     bad = pc.and_(pc.is_valid(col), pc.is_null(out))
     return out, bad.to_numpy(zero_copy_only=False)
 
-
-def utf8_safe(data: bytes, first_line: int, ctx: ReadContext) -> bytes:
-    """Valid UTF-8 for pyarrow: bytes that are not UTF-8 become U+FFFD, so the row is kept; the lines
-    concerned are noted. Line count and order do not change."""
-    if data.isascii():
-        return data
-    try:
-        data.decode("utf-8")
-        return data
-    except UnicodeDecodeError:
-        pass
-    lines = Lines(data, first_line)
-    high = np.flatnonzero(np.frombuffer(data, np.uint8) >= 0x80)
-    bad = []
-    for i in np.unique(np.searchsorted(lines.ends, high)).tolist():
-        try:
-            lines.text(i).decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(first_line + i)
-    shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-    ctx.note(f"line(s) {shown}: bytes that are not UTF-8 replaced with U+FFFD; rows kept")
-    return data.decode("utf-8", errors="replace").encode("utf-8")

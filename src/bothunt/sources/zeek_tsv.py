@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from bothunt.sources import base
-from bothunt.sources.base import ReadContext, iter_chunks
-from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields, utf8_safe
+from bothunt.sources.base import ReadContext, iter_chunks, utf8_safe
+from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields
 
 _HEADER_AT = re.compile(rb"\n[ \t]*#")
 _HEADER_FIRST = re.compile(rb"[ \t]*#")
