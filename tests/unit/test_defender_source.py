@@ -16,7 +16,7 @@ import pytest
 
 from bothunt.errors import InputError
 from bothunt.schema import conform
-from bothunt.sources import base, tabular
+from bothunt.sources import base, tabular, tabular_csv
 from bothunt.sources.base import ReadContext, read_head
 from bothunt.sources.cef import CefSource
 from bothunt.sources.commonsecuritylog import CommonSecurityLogSource
@@ -139,6 +139,20 @@ def read(path: Path, source=None) -> tuple[pa.Table, list[tuple], ReadContext]:
     return table, rejects, ctx
 
 
+def small_chunks(monkeypatch, size: int) -> list[int]:
+    """Make the CSV reader read chunks of about `size` bytes. The list returned fills with the sizes of
+    the chunks read, so a test can show that the patch reached the module that reads them."""
+    sizes: list[int] = []
+
+    def chunks(path: Path, ctx: ReadContext):
+        for first_line, chunk in base.iter_chunks(path, ctx, size=size):
+            sizes.append(len(chunk))
+            yield first_line, chunk
+
+    monkeypatch.setattr(tabular_csv, "iter_chunks", chunks)
+    return sizes
+
+
 def project(table: pa.Table) -> list[dict]:
     return [{k: row[k] for k in EXPECTED[0]} for row in table.to_pylist()]
 
@@ -179,8 +193,9 @@ def test_tiny_chunks_split_quoted_fields_and_give_the_same_rows(tmp_path, monkey
     path = tmp_path / "dne.csv"
     path.write_text(to_csv(GOOD + [b for b, _ in BAD]), encoding="utf-8")
     whole, rejects_whole, _ = read(path)
-    monkeypatch.setattr(tabular, "iter_chunks", functools.partial(base.iter_chunks, size=97))
+    sizes = small_chunks(monkeypatch, 97)
     small, rejects_small, _ = read(path)
+    assert len(sizes) > 1
     assert project(small) == EXPECTED == project(whole)
     assert [r[:2] for r in rejects_small] == [r[:2] for r in rejects_whole]
 
@@ -332,12 +347,12 @@ def test_chunks_mapped_together_report_rejects_in_reading_order(tmp_path, monkey
     path.write_text("\r\n".join(text))
     # One line per chunk, so batches of records span chunks and the rejects found while splitting fall
     # between the rejects of mapping.
-    monkeypatch.setattr(tabular, "iter_chunks", functools.partial(base.iter_chunks, size=97))
+    small_chunks(monkeypatch, 97)
     expected_rejects = [(3, "bad RemotePort: 70000"), (5, f"expected {len(HEADER)} fields, found {len(HEADER) - 1}"),
                         (6, "bad RemoteIP: not-an-ip")]
     batches = {}
     for batch_rows in (1, 2, 100_000):  # 1: every chunk mapped on its own
-        monkeypatch.setattr(tabular, "_BATCH_ROWS", batch_rows)
+        monkeypatch.setattr(tabular_csv, "_BATCH_ROWS", batch_rows)
         table, rejects, _ = read(path)
         assert project(table) == [EXPECTED[0], EXPECTED[1], EXPECTED[2], EXPECTED[3]]
         assert [r[:2] for r in rejects] == expected_rejects
@@ -366,10 +381,10 @@ def test_a_quote_that_never_closes_costs_its_line_with_bounded_buffers(tmp_path,
     assert [r[0] for r in rejects] == [4] and table.num_rows == 299
 
     seen: list[int] = []
-    scan = tabular._records
-    monkeypatch.setattr(tabular, "_records", lambda buf, *a, **k: seen.append(len(buf)) or scan(buf, *a, **k))
-    monkeypatch.setattr(tabular, "MAX_OPEN_RECORD", 4000)
-    monkeypatch.setattr(tabular, "iter_chunks", functools.partial(base.iter_chunks, size=1000))
+    scan = tabular_csv.find_records
+    monkeypatch.setattr(tabular_csv, "find_records", lambda buf, *a, **k: seen.append(len(buf)) or scan(buf, *a, **k))
+    monkeypatch.setattr(tabular_csv, "MAX_OPEN_RECORD", 4000)
+    small_chunks(monkeypatch, 1000)
     small, small_rejects, _ = read(path)
     assert [r[:2] for r in small_rejects] == [r[:2] for r in rejects]
     assert small.to_pylist() == table.to_pylist()

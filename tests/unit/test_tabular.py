@@ -10,12 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from bothunt.sources import tabular
+from bothunt.sources import tabular, tabular_csv_scan
 from bothunt.sources.base import ReadContext
 
 
 def reference_records(buf: bytes, line0: int, delim: bytes, per_line: bool = False) -> dict:
-    """`_records` written out byte by byte: a newline ends a record when the quotes since the record's
+    """`find_records` written out byte by byte: a newline ends a record when the quotes since the record's
     start are even in number (any newline with `per_line`), and a delimiter there starts a field."""
     starts, ends, lines, nfields = [], [], [], []
     start, quotes, fields, line = 0, 0, 1, line0
@@ -41,7 +41,7 @@ def reference_records(buf: bytes, line0: int, delim: bytes, per_line: bool = Fal
 
 
 def scanned(buf: bytes, line0: int, delim: bytes, per_line: bool = False) -> dict:
-    r = tabular._records(buf, line0, delim, per_line)
+    r = tabular_csv_scan.find_records(buf, line0, delim, per_line)
     return dict(starts=r.starts.tolist(), ends=r.ends.tolist(), lines=r.lines.tolist(), nfields=r.nfields.tolist(),
                 cut=r.cut, next_line=r.next_line, cut_first=r.cut_first, lines_in_first=r.lines_in_first)
 
@@ -66,7 +66,7 @@ def test_record_scan_on_a_small_export():
 @pytest.mark.parametrize("block", [64, 1 << 18])
 def test_record_scan_matches_the_byte_by_byte_reference(monkeypatch, block):
     # A small block makes every buffer cross the boundaries of the bit masks' blocks and 64-byte words.
-    monkeypatch.setattr(tabular, "_BLOCK", block)
+    monkeypatch.setattr(tabular_csv_scan, "_BLOCK", block)
     rng = random.Random(7)
     pieces = [b'"', b",", b"\n", b"\r", b"a", b";", b'""', b'","', b"\r\n", b"xyz"]
     for size in [0, 1, 5, 60, 200] * 300 + [3000] * 20:
