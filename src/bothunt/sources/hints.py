@@ -38,16 +38,9 @@ _SHAPES = (
 )
 
 
-def _header_columns(head: bytes) -> set[str]:
-    cols = tabular.head_columns(head)
-    # Argus headers are tab- or comma-separated words on the first line, which head_columns reads as
-    # CSV; a tab-separated one comes back as one name, so split it here.
-    return {c.strip() for col in cols for c in col.split("\t") if c.strip()}
-
-
 def near_miss(head: bytes) -> str | None:
     """`looks like X but lacks columns ...` for the closest header-driven format, or None."""
-    cols = _header_columns(head)
+    cols = tabular.head_columns(head)  # a CSV / TSV header (Argus included) or a JSON head's keys
     if not cols:
         return None
     best: tuple[int, str] | None = None

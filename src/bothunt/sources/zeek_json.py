@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from bothunt.sources import zeek_tsv
-from bothunt.sources.base import ReadContext, iter_chunks, utf8_safe
-from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields, whitespace_lines
+from bothunt.sources.base import ReadContext, blank_lines, iter_chunks, utf8_safe
+from bothunt.sources.zeek_parts import Lines, Part, arrow_type, kind_from_fields
 
 _TS_IS_TEXT = re.compile(rb'"ts"\s*:\s*"')
 BLOCK_BYTES = 4 << 20
@@ -67,7 +67,7 @@ def iter_json(path: Path, ctx: ReadContext, wanted: Mapping[str, Sequence[str]],
             record = first_record(chunk[:1 << 20])
             kind, decided = kind_of_record(record, default_kind), record is not None
         columns = wanted.get(kind or "")
-        lines = Lines(chunk, first_line, blank=whitespace_lines)
+        lines = Lines(chunk, first_line, blank=blank_lines)
         if columns is None:
             yield Part(kind, None, len(lines.nonblank()))
             continue

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bothunt.sources.base import ReadContext, blank_lines
+from bothunt.sources.base import ReadContext
 
 # Standard Zeek log names, used to tell which log a file is from its name (`conn.log`,
 # `labeled-conn.log`, `conn.16:00:00-17:00:00.log.gz`, `ssl.log.labeled`, ...).
@@ -127,11 +127,6 @@ class Lines:
 
 def _empty_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return ends == starts
-
-
-def whitespace_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Lines holding nothing but spaces, tabs and CRs (the JSON parser skips those)."""
-    return blank_lines(data, starts, ends)
 
 
 @dataclass
