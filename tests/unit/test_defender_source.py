@@ -400,3 +400,13 @@ def test_bytes_that_are_not_utf8_are_replaced_and_the_rows_kept(tmp_path):
     assert rejects == [] and table.num_rows == 5
     assert table["host"].to_pylist()[:3] == ["ws01.corp\ufffd\ufffdexample"] * 2 + ["ws01.corp.example"]
     assert any("line(s) 2, 3: bytes that are not UTF-8 replaced with U+FFFD; rows kept" in n for n in ctx.notes)
+
+
+def test_json_lines_with_bytes_that_are_not_utf8_keep_their_rows_too(tmp_path):
+    text = "\n".join(json.dumps(json_row(r)) for r in _numbered(4)) + "\n"
+    path = tmp_path / "latin.json"
+    path.write_bytes(text.encode("utf-8").replace(b"ws01.corp.example", b"ws01.corp\xffexample", 1))
+    table, rejects, ctx = read(path)
+    assert rejects == [] and table.num_rows == 4
+    assert table["host"].to_pylist()[:2] == ["ws01.corp\ufffdexample", "ws01.corp.example"]
+    assert any("line(s) 1: bytes that are not UTF-8 replaced with U+FFFD; rows kept" in n for n in ctx.notes)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bothunt.errors import InputError
-from bothunt.sources.base import ReadContext, is_gzip, iter_chunks, read_head
+from bothunt.sources.base import ReadContext, is_gzip, iter_chunks, read_head, utf8_safe
 from bothunt.sources.tabular_mapping import Rows, connect
 from bothunt.sources.tabular_sniff import BOM, strip_head
 
@@ -111,6 +111,7 @@ def read_jsonl(path: Path, ctx: ReadContext, fields: Mapping[str, Sequence[str]]
     for first_line, chunk in iter_chunks(path, ctx):
         if first_line == 1 and chunk.startswith(BOM):
             chunk = b"   " + chunk[3:]
+        chunk = utf8_safe(chunk, first_line, ctx)  # as the CSV and Zeek readers: replaced, rows kept, noted
         a = np.frombuffer(chunk, dtype=np.uint8)
         nl = np.flatnonzero(a == 10)
         offsets = np.concatenate([[0], nl + 1]).astype(np.int64)
@@ -156,12 +157,8 @@ def _sql_str(text: str) -> str:
 
 
 def _string_array(buf: bytes, offsets: np.ndarray) -> pa.Array:
-    """Zero-copy string array over `buf` cut at `offsets`; invalid UTF-8 is replaced, not fatal."""
+    """Zero-copy string array over `buf` (valid UTF-8: see `utf8_safe`) cut at `offsets`."""
     n = len(offsets) - 1
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n,
                                            [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(buf)])
-    try:
-        return arr.cast(pa.large_string()).cast(pa.string())
-    except pa.ArrowInvalid:
-        fixed = [v.decode("utf-8", errors="replace") for v in arr.to_pylist()]
-        return pa.array(fixed, pa.string())
+    return arr.cast(pa.large_string()).cast(pa.string())

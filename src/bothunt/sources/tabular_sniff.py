@@ -33,11 +33,7 @@ def layout(head: bytes) -> str:
         body = _json_line_body(line)
         if body is None:
             continue
-        try:
-            json.loads(body)
-        except ValueError:
-            return "json"
-        return "jsonl"
+        return "jsonl" if _valid_json(body) else "json"
     return "json"
 
 
@@ -55,8 +51,10 @@ def _json_line_body(line: bytes) -> bytes | None:
 
 
 def _valid_json(s: bytes) -> bool:
+    """Whether `s` is one JSON value. A byte that is not UTF-8 is the reader's to replace (`utf8_safe`),
+    not a sign of another layout: json.loads would reject the line for it."""
     try:
-        json.loads(s)
+        json.loads(s.decode("utf-8", errors="replace"))
     except ValueError:
         return False
     return True
